@@ -1,0 +1,60 @@
+// The one interface every model backend implements. The gateway hands a backend an
+// OpenAI-shaped request (model already renamed to the backend's own name) and gets back either
+// a complete JSON body or a stream of chunks. A backend reports failures by throwing ApiError;
+// before the first chunk that becomes the HTTP status, after it an error event in the stream.
+import type { ModelConfig } from '../config.ts';
+
+export type ChatMessage = { role: string; content?: unknown; [k: string]: unknown };
+
+export type ChatRequest = {
+  model: string;
+  messages: ChatMessage[];
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null; [k: string]: unknown } | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  response_format?: { type?: string; [k: string]: unknown } | null;
+  [k: string]: unknown;
+};
+
+export type Usage = { prompt_tokens: number; completion_tokens: number; total_tokens: number; [k: string]: unknown };
+
+export type ChatCompletion = {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; message: { role: string; content: string | null; [k: string]: unknown }; finish_reason: string | null; [k: string]: unknown }>;
+  usage?: Usage | null;
+  [k: string]: unknown;
+};
+
+export type ChatChunk = {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; delta: { role?: string; content?: string | null; [k: string]: unknown }; finish_reason: string | null; [k: string]: unknown }>;
+  usage?: Usage | null;
+  [k: string]: unknown;
+};
+
+export type BackendResult = { kind: 'json'; body: ChatCompletion } | { kind: 'stream'; chunks: AsyncIterable<ChatChunk> };
+
+export type BackendCall = {
+  request: ChatRequest;
+  stream: boolean;
+  /** Aborted when the client goes away or the request runs out of time. */
+  signal: AbortSignal;
+};
+
+export interface ChatBackend {
+  /** What serves the model, for logs and usage records: `simulator` or `openai-compatible`. */
+  readonly kind: 'simulator' | 'openai-compatible';
+  /** Human description for the start-up log; never contains a secret. */
+  describe(): string;
+  chat(call: BackendCall): Promise<BackendResult>;
+  close?(): Promise<void>;
+}
+
+export type BackendFactory = (model: ModelConfig) => ChatBackend;

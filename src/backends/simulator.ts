@@ -1,0 +1,142 @@
+// The built-in simulator: the default backend when no upstream is configured, and always the
+// backend of sk_test_ keys. It answers deterministically from the request (same request, same
+// text), streams in several chunks, counts usage with the real tokenizer and honours max_tokens.
+// Magic prompts (documented in the README) make it fail the ways real backends fail, so
+// integrators can test their error handling without a paid model.
+import { setImmediate as nextTick, setTimeout as sleep } from 'node:timers/promises';
+import { decode, encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { ApiError } from '../errors.ts';
+import { countPromptTokens } from '../lib/tokens.ts';
+import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion, ChatMessage } from './backend.ts';
+
+export const MAGIC = {
+  rateLimit: '[bizora:rate_limit]',
+  serverError: '[bizora:server_error]',
+  timeout: '[bizora:timeout]',
+  slow: '[bizora:slow]',
+  cutoff: '[bizora:cutoff]',
+} as const;
+
+const SLOW_CHUNK_DELAY_MS = 250;
+const WORDS_PER_CHUNK = 3;
+
+const FILLER = [
+  'Bizora routes each request to the model backend its operator configured.',
+  'Every request is held against the prepaid balance before it reaches a model.',
+  'The final answer carries its usage and its cost in cents.',
+  'Test keys are answered by this simulator and are never billed.',
+  'Streaming answers end with a data: [DONE] line, as OpenAI clients expect.',
+  'Revoked keys are refused on their very next request.',
+];
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content.map((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join(' ');
+  }
+  return '';
+}
+
+function lastUserText(messages: readonly ChatMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]?.role === 'user') return textOf(messages[i]?.content);
+  return textOf(messages.at(-1)?.content);
+}
+
+/** FNV-1a: a small, stable hash so the same request always picks the same answer. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+function composeAnswer(messages: readonly ChatMessage[], jsonMode: boolean): string {
+  const said = lastUserText(messages).replace(/\s+/g, ' ').trim();
+  const excerpt = said.length > 120 ? `${said.slice(0, 117)}...` : said;
+  const h = fnv1a(JSON.stringify(messages));
+  const extra = [FILLER[h % FILLER.length], FILLER[(h >>> 8) % FILLER.length]].filter((s, i, a) => a.indexOf(s) === i);
+  const text = `This is the Bizora simulator. You said: "${excerpt}". ${extra.join(' ')}`;
+  return jsonMode ? JSON.stringify({ simulated: true, answer: text }) : text;
+}
+
+/** The answer limited to maxTokens tokens, and whether it was cut. */
+function limit(text: string, maxTokens: number | null): { text: string; tokens: number; truncated: boolean } {
+  const tokens = encode(text);
+  if (maxTokens === null || tokens.length <= maxTokens) return { text, tokens: tokens.length, truncated: false };
+  return { text: decode(tokens.slice(0, maxTokens)), tokens: maxTokens, truncated: true };
+}
+
+function splitIntoPieces(text: string): string[] {
+  const words = text.split(/(?<=\s)/);
+  const pieces: string[] = [];
+  for (let i = 0; i < words.length; i += WORDS_PER_CHUNK) pieces.push(words.slice(i, i + WORDS_PER_CHUNK).join(''));
+  return pieces.length ? pieces : [''];
+}
+
+export class SimulatorBackend implements ChatBackend {
+  readonly kind = 'simulator' as const;
+
+  describe(): string {
+    return 'built-in simulator';
+  }
+
+  async chat({ request, stream, signal }: BackendCall): Promise<BackendResult> {
+    const said = lastUserText(request.messages);
+    if (said.includes(MAGIC.rateLimit)) {
+      throw new ApiError('rate_limited', { message: `Simulated rate limit (magic prompt ${MAGIC.rateLimit}).`, headers: { 'retry-after': '1' } });
+    }
+    if (said.includes(MAGIC.serverError)) {
+      throw new ApiError('upstream_error', { message: `Simulated backend failure (magic prompt ${MAGIC.serverError}).` });
+    }
+    if (said.includes(MAGIC.timeout)) {
+      throw new ApiError('upstream_timeout', { message: `Simulated backend timeout (magic prompt ${MAGIC.timeout}).` });
+    }
+    const slow = said.includes(MAGIC.slow);
+    const cutoff = said.includes(MAGIC.cutoff);
+    const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? null;
+    const answer = limit(composeAnswer(request.messages, request.response_format?.type === 'json_object'), maxTokens);
+    const finishReason = answer.truncated ? 'length' : 'stop';
+    const usage = { prompt_tokens: countPromptTokens(request), completion_tokens: answer.tokens, total_tokens: 0 };
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    const id = `chatcmpl-sim${fnv1a(JSON.stringify(request.messages)).toString(36)}`;
+    const created = Math.floor(Date.now() / 1000);
+
+    if (!stream) {
+      if (cutoff) throw new ApiError('upstream_error', { message: `Simulated connection loss (magic prompt ${MAGIC.cutoff}).` });
+      if (slow) await sleep(SLOW_CHUNK_DELAY_MS * 4, undefined, { signal });
+      const body: ChatCompletion = {
+        id,
+        object: 'chat.completion',
+        created,
+        model: request.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: answer.text, refusal: null }, logprobs: null, finish_reason: finishReason }],
+        usage,
+        system_fingerprint: 'bizora-simulator',
+      };
+      return { kind: 'json', body };
+    }
+
+    const chunk = (delta: ChatChunk['choices'][number]['delta'], finish: string | null): ChatChunk => ({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model: request.model,
+      system_fingerprint: 'bizora-simulator',
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    });
+    const pieces = splitIntoPieces(answer.text);
+    async function* chunks(): AsyncGenerator<ChatChunk> {
+      yield chunk({ role: 'assistant', content: '' }, null);
+      for (let i = 0; i < pieces.length; i++) {
+        if (slow) await sleep(SLOW_CHUNK_DELAY_MS, undefined, { signal });
+        else await nextTick(undefined, { signal });
+        if (cutoff && i >= Math.min(2, pieces.length - 1)) {
+          throw new ApiError('upstream_error', { message: `Simulated connection loss mid-stream (magic prompt ${MAGIC.cutoff}).` });
+        }
+        yield chunk({ content: pieces[i] ?? '' }, null);
+      }
+      yield chunk({}, finishReason);
+      if (request.stream_options?.include_usage) yield { ...chunk({}, null), choices: [], usage };
+    }
+    return { kind: 'stream', chunks: chunks() };
+  }
+}

@@ -1,0 +1,220 @@
+// The money. Balances live in accounts.balance_micros; every change to a balance is one ledger
+// entry written in the same transaction, so the entries of an account always sum to its
+// balance. Open holds reserve part of a balance for requests in flight; accounts.held_micros is
+// their sum. Every function that moves money takes a Tx: the type system refuses a call outside
+// a transaction. Expected outcomes (insufficient balance, hold already closed) are values.
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db/connection.ts';
+import type { Hold, NewUsageRecord } from '../db/schema.ts';
+import { newId } from '../lib/ids.ts';
+import { insertUsage } from '../usage/usage-store.ts';
+
+export const inTx = <T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> => db.transaction().execute(fn);
+
+async function addEntry(
+  tx: Tx,
+  e: { accountId: string; kind: 'grant' | 'usage' | 'adjustment'; amount: number; balanceAfter: number; requestId?: string | null; reason?: string | null; now: number },
+): Promise<void> {
+  await tx
+    .insertInto('ledger_entries')
+    .values({
+      id: newId('le', e.now),
+      account_id: e.accountId,
+      kind: e.kind,
+      amount_micros: e.amount,
+      balance_after_micros: e.balanceAfter,
+      request_id: e.requestId ?? null,
+      reason: e.reason ?? null,
+      created_at: e.now,
+    })
+    .execute();
+}
+
+/** Adds credit. Returns the new balance, or null if the account does not exist. */
+export async function grantCredit(
+  tx: Tx,
+  input: { accountId: string; micros: number; reason?: string | null; now: number },
+): Promise<number | null> {
+  if (!Number.isSafeInteger(input.micros) || input.micros <= 0) throw new RangeError('a grant must be a positive integer');
+  const row = await tx
+    .updateTable('accounts')
+    .set((eb) => ({ balance_micros: eb('balance_micros', '+', input.micros) }))
+    .where('id', '=', input.accountId)
+    .returning('balance_micros')
+    .executeTakeFirst();
+  if (!row) return null;
+  await addEntry(tx, { accountId: input.accountId, kind: 'grant', amount: input.micros, balanceAfter: row.balance_micros, reason: input.reason ?? null, now: input.now });
+  return row.balance_micros;
+}
+
+export type ReserveResult = { ok: true; hold: Hold } | { ok: false; reason: 'insufficient'; availableMicros: number };
+
+/**
+ * Holds `amountMicros` of the account's available balance for one request, in one conditional
+ * UPDATE: the row lock (PostgreSQL) or the single writer (SQLite) makes check-and-hold atomic, so
+ * no interleaving of concurrent requests can hold more than the balance.
+ */
+export async function reserve(
+  tx: Tx,
+  input: { accountId: string; requestId: string; amountMicros: number; now: number; ttlMs: number },
+): Promise<ReserveResult> {
+  const amount = input.amountMicros;
+  if (!Number.isSafeInteger(amount) || amount <= 0) throw new RangeError('a hold must be a positive integer');
+  const updated = await tx
+    .updateTable('accounts')
+    .set((eb) => ({ held_micros: eb('held_micros', '+', amount) }))
+    .where('id', '=', input.accountId)
+    .where(sql<boolean>`balance_micros - held_micros >= ${amount}`)
+    .executeTakeFirst();
+  if (updated.numUpdatedRows === 0n) {
+    const acct = await tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', input.accountId).executeTakeFirst();
+    return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
+  }
+  const hold: Hold = {
+    id: newId('hold', input.now),
+    account_id: input.accountId,
+    request_id: input.requestId,
+    amount_micros: amount,
+    status: 'open',
+    created_at: input.now,
+    expires_at: input.now + input.ttlMs,
+    closed_at: null,
+  };
+  await tx.insertInto('holds').values(hold).execute();
+  return { ok: true, hold };
+}
+
+export type SettleResult = { chargedMicros: number; holdWasOpen: boolean };
+
+/**
+ * Closes a hold at the actual cost and writes the usage record, in the caller's transaction.
+ * Exactly once: only the transaction that flips the hold from 'open' releases it. The charge
+ * never exceeds the hold. If the hold was already closed (the sweeper expired it), the charge is
+ * limited to what the account has available, so a late settlement cannot go below zero.
+ * A cost of 0 with `close: 'released'` is the release of a request that produced nothing.
+ */
+export async function settle(
+  tx: Tx,
+  input: { hold: Hold; costMicros: number; now: number; close: 'settled' | 'released'; usage: NewUsageRecord },
+): Promise<SettleResult> {
+  const { hold } = input;
+  const closed = await tx
+    .updateTable('holds')
+    .set({ status: input.close, closed_at: input.now })
+    .where('id', '=', hold.id)
+    .where('status', '=', 'open')
+    .executeTakeFirst();
+  const holdWasOpen = closed.numUpdatedRows === 1n;
+  let charge = Math.max(0, Math.min(input.costMicros, hold.amount_micros));
+  let balanceAfter: number | undefined;
+  if (holdWasOpen) {
+    const row = await tx
+      .updateTable('accounts')
+      .set((eb) => ({
+        held_micros: eb('held_micros', '-', hold.amount_micros),
+        balance_micros: eb('balance_micros', '-', charge),
+      }))
+      .where('id', '=', hold.account_id)
+      .returning('balance_micros')
+      .executeTakeFirstOrThrow();
+    balanceAfter = row.balance_micros;
+  } else if (charge > 0) {
+    const acct = await tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', hold.account_id).executeTakeFirstOrThrow();
+    charge = Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros));
+    if (charge > 0) {
+      const row = await tx
+        .updateTable('accounts')
+        .set((eb) => ({ balance_micros: eb('balance_micros', '-', charge) }))
+        .where('id', '=', hold.account_id)
+        .returning('balance_micros')
+        .executeTakeFirstOrThrow();
+      balanceAfter = row.balance_micros;
+    }
+  }
+  if (charge > 0 && balanceAfter !== undefined) {
+    await addEntry(tx, { accountId: hold.account_id, kind: 'usage', amount: -charge, balanceAfter, requestId: hold.request_id, now: input.now });
+  }
+  await insertUsage(tx, { ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
+  return { chargedMicros: charge, holdWasOpen };
+}
+
+/** Releases holds whose time ran out (their request crashed or hung). Returns how many. */
+export async function expireHolds(db: Db, now: number, batch = 200): Promise<number> {
+  const due = await db
+    .selectFrom('holds')
+    .select(['id', 'account_id', 'amount_micros'])
+    .where('status', '=', 'open')
+    .where('expires_at', '<=', now)
+    .limit(batch)
+    .execute();
+  let expired = 0;
+  for (const h of due) {
+    await inTx(db, async (tx) => {
+      const r = await tx
+        .updateTable('holds')
+        .set({ status: 'expired', closed_at: now })
+        .where('id', '=', h.id)
+        .where('status', '=', 'open')
+        .executeTakeFirst();
+      if (r.numUpdatedRows !== 1n) return;
+      await tx
+        .updateTable('accounts')
+        .set((eb) => ({ held_micros: eb('held_micros', '-', h.amount_micros) }))
+        .where('id', '=', h.account_id)
+        .execute();
+      expired++;
+    });
+  }
+  return expired;
+}
+
+export type LedgerReport = { ok: boolean; accounts: number; openHolds: number; entries: number; problems: string[] };
+
+/** Checks the invariants the money rests on; `bizora ledger verify` prints this. */
+export async function verifyLedger(db: Db): Promise<LedgerReport> {
+  const problems: string[] = [];
+  const accounts = await db
+    .selectFrom('accounts')
+    .leftJoin(
+      db.selectFrom('ledger_entries').select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('total'), (eb) => eb.fn.countAll<number>().as('n')]).groupBy('account_id').as('le'),
+      'le.account_id',
+      'accounts.id',
+    )
+    .leftJoin(
+      db.selectFrom('holds').select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('held'), (eb) => eb.fn.countAll<number>().as('n')]).where('status', '=', 'open').groupBy('account_id').as('h'),
+      'h.account_id',
+      'accounts.id',
+    )
+    .select(['accounts.id', 'accounts.balance_micros', 'accounts.held_micros', 'le.total', 'le.n as entries', 'h.held', 'h.n as holds'])
+    .execute();
+  let entries = 0;
+  let openHolds = 0;
+  for (const a of accounts) {
+    const total = Number(a.total ?? 0);
+    const held = Number(a.held ?? 0);
+    entries += Number(a.entries ?? 0);
+    openHolds += Number(a.holds ?? 0);
+    if (total !== a.balance_micros) problems.push(`${a.id}: ledger entries sum to ${total} but the balance is ${a.balance_micros} micro-USD`);
+    if (held !== a.held_micros) problems.push(`${a.id}: open holds sum to ${held} but held_micros is ${a.held_micros}`);
+    if (a.balance_micros < 0) problems.push(`${a.id}: balance is below zero (${a.balance_micros})`);
+    if (a.held_micros > a.balance_micros) problems.push(`${a.id}: holds (${a.held_micros}) exceed the balance (${a.balance_micros})`);
+  }
+  const mismatched = await db
+    .selectFrom('usage_records as u')
+    .leftJoin('ledger_entries as le', (j) => j.onRef('le.request_id', '=', 'u.id').on('le.kind', '=', 'usage'))
+    .select(['u.id', 'u.cost_micros', 'le.amount_micros'])
+    .where((eb) => eb(eb.fn.coalesce(eb.neg(eb.ref('le.amount_micros')), eb.val(0)), '!=', eb.ref('u.cost_micros')))
+    .limit(20)
+    .execute();
+  for (const m of mismatched) problems.push(`${m.id}: usage record costs ${m.cost_micros} but the ledger charged ${-(m.amount_micros ?? 0)}`);
+  const orphanCharges = await db
+    .selectFrom('ledger_entries as le')
+    .leftJoin('usage_records as u', 'u.id', 'le.request_id')
+    .select('le.request_id')
+    .where('le.kind', '=', 'usage')
+    .where('u.id', 'is', null)
+    .limit(20)
+    .execute();
+  for (const o of orphanCharges) problems.push(`${o.request_id}: charged in the ledger without a usage record`);
+  return { ok: problems.length === 0, accounts: accounts.length, openHolds, entries, problems };
+}

@@ -1,0 +1,106 @@
+// One billed request from hold to settlement. `open` holds the worst-case cost (or throws the
+// 402); `close` settles at the actual cost and writes the usage record in one transaction,
+// exactly once, however many code paths (success, failure, client gone) try to close it.
+// sk_test_ requests get a meter without a hold: recorded, never billed.
+import type { ModelConfig } from '../config.ts';
+import type { Db } from '../db/connection.ts';
+import type { Hold, UsageStatus } from '../db/schema.ts';
+import { ApiError } from '../errors.ts';
+import type { AuthContext } from '../keys/verify.ts';
+import { insertUsage } from '../usage/usage-store.ts';
+import { inTx, reserve, settle } from './ledger.ts';
+import { ceilCents, costMicros, floorCents, maxAffordableTokens } from './pricing.ts';
+
+export type MeterContext = {
+  auth: AuthContext;
+  model: ModelConfig;
+  backendKind: string;
+  requestId: string;
+  completionId: string;
+  promptTokens: number;
+  maxOutputTokens: number;
+  stream: boolean;
+  startedAt: number;
+};
+
+export type MeterOutcome = {
+  status: UsageStatus;
+  httpStatus: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** False when nothing is to be charged (a backend failure before any output). */
+  bill: boolean;
+  finishReason?: string | null;
+  errorCode?: string | null;
+};
+
+type MeterDeps = { db: Db; now: () => number; holdTtlMs: number };
+
+export class Meter {
+  private closing: Promise<number> | undefined;
+
+  private constructor(
+    private readonly deps: MeterDeps,
+    readonly ctx: MeterContext,
+    readonly hold: Hold | null,
+  ) {}
+
+  static async open(deps: MeterDeps, ctx: MeterContext): Promise<Meter> {
+    if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null);
+    const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
+    if (amount === 0) return new Meter(deps, ctx, null);
+    const result = await inTx(deps.db, (tx) =>
+      reserve(tx, { accountId: ctx.auth.account.id, requestId: ctx.requestId, amountMicros: amount, now: deps.now(), ttlMs: deps.holdTtlMs }),
+    );
+    if (!result.ok) {
+      const affordable = maxAffordableTokens(ctx.model.price, ctx.promptTokens, result.availableMicros);
+      throw new ApiError('insufficient_balance', {
+        details: {
+          balance_before_cents: floorCents(result.availableMicros),
+          cost_cents: ceilCents(amount),
+          ...(affordable !== null ? { max_affordable_tokens: affordable } : {}),
+        },
+      });
+    }
+    return new Meter(deps, ctx, result.hold);
+  }
+
+  /** Settles (or records, for test keys) once; later calls return the first result. */
+  close(outcome: MeterOutcome): Promise<number> {
+    this.closing ??= this.settle(outcome);
+    return this.closing;
+  }
+
+  private async settle(o: MeterOutcome): Promise<number> {
+    const { ctx } = this;
+    const now = this.deps.now();
+    const cost = o.bill && this.hold ? costMicros(ctx.model.price, o.promptTokens, o.completionTokens) : 0;
+    const usage = {
+      id: ctx.requestId,
+      completion_id: ctx.completionId,
+      account_id: ctx.auth.account.id,
+      key_id: ctx.auth.key.id,
+      model: ctx.model.id,
+      backend: ctx.backendKind,
+      mode: ctx.auth.key.mode,
+      stream: ctx.stream ? 1 : 0,
+      status: o.status,
+      http_status: o.httpStatus,
+      finish_reason: o.finishReason ?? null,
+      prompt_tokens: o.promptTokens,
+      completion_tokens: o.completionTokens,
+      cost_micros: 0,
+      hold_micros: 0,
+      error_code: o.errorCode ?? null,
+      latency_ms: Math.max(0, now - ctx.startedAt),
+      created_at: ctx.startedAt,
+    };
+    const hold = this.hold;
+    if (!hold) {
+      await insertUsage(this.deps.db, usage);
+      return 0;
+    }
+    const r = await inTx(this.deps.db, (tx) => settle(tx, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }));
+    return r.chargedMicros;
+  }
+}

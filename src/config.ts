@@ -1,0 +1,158 @@
+// The only reader of process.env. Every setting is named, typed and checked here once; a bad
+// value stops start-up with a message that names the variable (see loadConfig).
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const EnvSchema = z.object({
+  BIZORA_HOST: z.string().min(1).default('127.0.0.1'),
+  BIZORA_PORT: port.default(8080),
+  BIZORA_DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:|postgres:\/\/|postgresql:\/\/)/, 'must start with sqlite: or postgres://')
+    .default('sqlite:./data/bizora.db'),
+  BIZORA_UPSTREAM_URL: z.url().optional(),
+  BIZORA_UPSTREAM_API_KEY: z.string().optional(),
+  BIZORA_UPSTREAM_MODEL: z.string().min(1).optional(),
+  BIZORA_MODELS_FILE: z.string().min(1).optional(),
+  BIZORA_BODY_LIMIT_BYTES: positiveInt.default(8 * 1024 * 1024),
+  BIZORA_UPSTREAM_TIMEOUT_MS: positiveInt.default(120_000),
+  BIZORA_HOLD_TTL_SECONDS: positiveInt.default(900),
+  BIZORA_HOLD_SWEEP_SECONDS: positiveInt.default(30),
+  BIZORA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  BIZORA_SIGNUP_CREDIT_CENTS: z.coerce.number().int().min(0).default(0),
+  BIZORA_PUBLIC_URL: z.url().optional(),
+});
+
+/** Price of a model in integer micro-USD. */
+const PriceSchema = z.object({
+  input_per_million_micros: z.number().int().min(0),
+  output_per_million_micros: z.number().int().min(0),
+  request_micros: z.number().int().min(0).default(0),
+});
+
+const ModelSchema = z.object({
+  id: z.string().min(1),
+  backend: z.enum(['simulator', 'openai-compatible']),
+  upstream_url: z.url().optional(),
+  upstream_api_key: z.string().optional(),
+  upstream_model: z.string().min(1).optional(),
+  max_output_tokens: positiveInt.default(4096),
+  context_window: positiveInt.default(128_000),
+  price: PriceSchema,
+});
+
+const ModelsFileSchema = z.object({ models: z.array(ModelSchema).min(1) });
+
+export type ModelPrice = z.infer<typeof PriceSchema>;
+export type ModelConfig = Readonly<z.infer<typeof ModelSchema>>;
+
+/**
+ * The default price of `bizora`: $1.00 per million input tokens, $3.00 per million output
+ * tokens, no per-request fee. Documented in the README.
+ */
+export const DEFAULT_PRICE: ModelPrice = {
+  input_per_million_micros: 1_000_000,
+  output_per_million_micros: 3_000_000,
+  request_micros: 0,
+};
+
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  databaseUrl: string;
+  bodyLimitBytes: number;
+  upstreamTimeoutMs: number;
+  holdTtlSeconds: number;
+  holdSweepSeconds: number;
+  logLevel: z.infer<typeof EnvSchema>['BIZORA_LOG_LEVEL'];
+  signupCreditCents: number;
+  publicUrl: string | undefined;
+  models: readonly ModelConfig[];
+}>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
+  if (env.BIZORA_MODELS_FILE) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(env.BIZORA_MODELS_FILE, 'utf8'));
+    } catch (err) {
+      throw new ConfigError([`BIZORA_MODELS_FILE: cannot read ${env.BIZORA_MODELS_FILE}: ${(err as Error).message}`]);
+    }
+    const parsed = ModelsFileSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new ConfigError(
+        parsed.error.issues.map((i) => `BIZORA_MODELS_FILE ${i.path.join('.')}: ${i.message}`),
+      );
+    }
+    const problems: string[] = [];
+    const seen = new Set<string>();
+    for (const m of parsed.data.models) {
+      if (seen.has(m.id)) problems.push(`BIZORA_MODELS_FILE: model ${m.id} is listed twice`);
+      seen.add(m.id);
+      if (m.backend === 'openai-compatible' && !m.upstream_url && !env.BIZORA_UPSTREAM_URL) {
+        problems.push(`BIZORA_MODELS_FILE: model ${m.id} uses openai-compatible but has no upstream_url`);
+      }
+    }
+    if (problems.length) throw new ConfigError(problems);
+    // Models without their own upstream settings inherit the BIZORA_UPSTREAM_* ones.
+    return parsed.data.models.map((m) => ({
+      ...m,
+      ...(m.upstream_url ? {} : env.BIZORA_UPSTREAM_URL ? { upstream_url: env.BIZORA_UPSTREAM_URL } : {}),
+      ...(m.upstream_api_key ?? env.BIZORA_UPSTREAM_API_KEY
+        ? { upstream_api_key: (m.upstream_api_key ?? env.BIZORA_UPSTREAM_API_KEY) as string }
+        : {}),
+    }));
+  }
+  const upstream = env.BIZORA_UPSTREAM_URL;
+  return [
+    {
+      id: 'bizora',
+      backend: upstream ? 'openai-compatible' : 'simulator',
+      ...(upstream ? { upstream_url: upstream } : {}),
+      ...(env.BIZORA_UPSTREAM_API_KEY ? { upstream_api_key: env.BIZORA_UPSTREAM_API_KEY } : {}),
+      ...(env.BIZORA_UPSTREAM_MODEL ? { upstream_model: env.BIZORA_UPSTREAM_MODEL } : {}),
+      max_output_tokens: 4096,
+      context_window: 128_000,
+      price: DEFAULT_PRICE,
+    },
+  ];
+}
+
+/** Reads and checks the environment; throws ConfigError listing every problem. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const env = parsed.data;
+  const requestBudgetSeconds = Math.ceil(env.BIZORA_UPSTREAM_TIMEOUT_MS / 1000);
+  if (env.BIZORA_HOLD_TTL_SECONDS <= requestBudgetSeconds) {
+    // A hold that could expire while its request is still running would let the sweeper hand
+    // the money back before the request is settled.
+    throw new ConfigError([
+      `BIZORA_HOLD_TTL_SECONDS (${env.BIZORA_HOLD_TTL_SECONDS}) must be longer than BIZORA_UPSTREAM_TIMEOUT_MS (${env.BIZORA_UPSTREAM_TIMEOUT_MS} ms)`,
+    ]);
+  }
+  return Object.freeze({
+    host: env.BIZORA_HOST,
+    port: env.BIZORA_PORT,
+    databaseUrl: env.BIZORA_DATABASE_URL,
+    bodyLimitBytes: env.BIZORA_BODY_LIMIT_BYTES,
+    upstreamTimeoutMs: env.BIZORA_UPSTREAM_TIMEOUT_MS,
+    holdTtlSeconds: env.BIZORA_HOLD_TTL_SECONDS,
+    holdSweepSeconds: env.BIZORA_HOLD_SWEEP_SECONDS,
+    logLevel: env.BIZORA_LOG_LEVEL,
+    signupCreditCents: env.BIZORA_SIGNUP_CREDIT_CENTS,
+    publicUrl: env.BIZORA_PUBLIC_URL,
+    models: Object.freeze(modelsFromEnv(env).map((m) => Object.freeze(m))),
+  });
+}

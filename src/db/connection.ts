@@ -1,0 +1,42 @@
+// Opens the one database the process uses, chosen once by URL: `sqlite:<path>` (default,
+// better-sqlite3 in WAL mode) or `postgres://…`. Everything else talks to Kysely<DB>.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { DB } from './schema.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<DB>;
+/** Money-moving functions take only a Tx, so the type system refuses a call outside one. */
+export type Tx = Transaction<DB>;
+
+export type Database = { db: Db; dialect: Dialect; close(): Promise<void> };
+
+// BIGINT (int8) and COUNT(*) come back from pg as strings; our values stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+export function sqlitePath(url: string): string {
+  return url.replace(/^sqlite:(\/\/)?/, '');
+}
+
+export function openDatabase(url: string, opts: { poolSize?: number } = {}): Database {
+  if (url.startsWith('sqlite:')) {
+    const path = sqlitePath(url);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const sqlite = new SQLite(path);
+    sqlite.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
+    // last transactions, never corrupt or half-apply one.
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+    return { db, dialect: 'sqlite', close: () => db.destroy() };
+  }
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', close: () => db.destroy() };
+}

@@ -1,0 +1,105 @@
+// Schema migrations for both databases, written once with Kysely's schema builder (portable
+// types only: text, bigint, integer). Applied by `bizora migrate` and at start-up.
+import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+
+const m001: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('accounts')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('email', 'text', (c) => c.notNull().unique())
+      .addColumn('name', 'text')
+      .addColumn('role', 'text', (c) => c.notNull().defaultTo('member'))
+      .addColumn('password_hash', 'text')
+      .addColumn('balance_micros', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('held_micros', 'bigint', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      // The last line of defence for "no account below zero": even a bug cannot commit it.
+      .addCheckConstraint('accounts_balance_nonnegative', sql`balance_micros >= 0`)
+      .addCheckConstraint('accounts_holds_covered', sql`held_micros >= 0 AND held_micros <= balance_micros`)
+      .execute();
+
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('preview', 'text', (c) => c.notNull())
+      .addColumn('mode', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_used_at', 'bigint')
+      .addColumn('revoked_at', 'bigint')
+      .addColumn('expires_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('api_keys_account').on('api_keys').columns(['account_id', 'created_at']).execute();
+
+    await db.schema
+      .createTable('holds')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+      .addColumn('request_id', 'text', (c) => c.notNull().unique())
+      .addColumn('amount_micros', 'bigint', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('closed_at', 'bigint')
+      .addCheckConstraint('holds_amount_positive', sql`amount_micros > 0`)
+      .execute();
+    await db.schema.createIndex('holds_open_expiry').on('holds').columns(['status', 'expires_at']).execute();
+
+    await db.schema
+      .createTable('ledger_entries')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('amount_micros', 'bigint', (c) => c.notNull())
+      .addColumn('balance_after_micros', 'bigint', (c) => c.notNull())
+      .addColumn('request_id', 'text')
+      .addColumn('reason', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('ledger_account').on('ledger_entries').columns(['account_id', 'id']).execute();
+    // A request is charged at most once, whatever retries or races happen.
+    await db.schema.createIndex('ledger_one_charge_per_request').on('ledger_entries').column('request_id').unique().execute();
+
+    await db.schema
+      .createTable('usage_records')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('completion_id', 'text', (c) => c.notNull())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+      .addColumn('key_id', 'text', (c) => c.notNull().references('api_keys.id'))
+      .addColumn('model', 'text', (c) => c.notNull())
+      .addColumn('backend', 'text', (c) => c.notNull())
+      .addColumn('mode', 'text', (c) => c.notNull())
+      .addColumn('stream', 'integer', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('http_status', 'integer', (c) => c.notNull())
+      .addColumn('finish_reason', 'text')
+      .addColumn('prompt_tokens', 'integer', (c) => c.notNull())
+      .addColumn('completion_tokens', 'integer', (c) => c.notNull())
+      .addColumn('cost_micros', 'bigint', (c) => c.notNull())
+      .addColumn('hold_micros', 'bigint', (c) => c.notNull())
+      .addColumn('error_code', 'text')
+      .addColumn('latency_ms', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('usage_account_time').on('usage_records').columns(['account_id', 'created_at']).execute();
+    await db.schema.createIndex('usage_completion').on('usage_records').column('completion_id').execute();
+  },
+};
+
+export const MIGRATIONS: Record<string, Migration> = {
+  '001_core': m001,
+};
+
+/** Applies pending migrations; returns the names applied. Throws with the failing migration. */
+export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${(error as Error).message ?? String(error)}`);
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,96 @@
+// Table types for Kysely. Money is integer micro-USD, time is integer epoch milliseconds; both
+// are BIGINT in PostgreSQL (parsed to JS numbers in connection.ts; 2^53 micro-USD is $9 billion).
+import type { Insertable, Selectable } from 'kysely';
+
+export interface AccountsTable {
+  id: string;
+  email: string;
+  name: string | null;
+  role: 'admin' | 'member';
+  password_hash: string | null;
+  balance_micros: number;
+  /** Sum of the open holds; the available balance is balance_micros - held_micros. */
+  held_micros: number;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  name: string;
+  /** Hex SHA-256 of the full key; the key itself is never stored. */
+  hash: string;
+  preview: string;
+  mode: 'live' | 'test';
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+  expires_at: number | null;
+}
+
+export type HoldStatus = 'open' | 'settled' | 'released' | 'expired';
+
+export interface HoldsTable {
+  id: string;
+  account_id: string;
+  request_id: string;
+  amount_micros: number;
+  status: HoldStatus;
+  created_at: number;
+  expires_at: number;
+  closed_at: number | null;
+}
+
+export type LedgerKind = 'grant' | 'usage' | 'adjustment';
+
+export interface LedgerEntriesTable {
+  id: string;
+  account_id: string;
+  kind: LedgerKind;
+  /** Signed: grants are positive, usage charges negative. */
+  amount_micros: number;
+  balance_after_micros: number;
+  request_id: string | null;
+  reason: string | null;
+  created_at: number;
+}
+
+export type UsageStatus = 'succeeded' | 'failed' | 'cancelled';
+
+export interface UsageRecordsTable {
+  /** The request id (`req_…`), also sent as x-request-id. */
+  id: string;
+  completion_id: string;
+  account_id: string;
+  key_id: string;
+  model: string;
+  backend: string;
+  mode: 'live' | 'test';
+  stream: number;
+  status: UsageStatus;
+  http_status: number;
+  finish_reason: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_micros: number;
+  hold_micros: number;
+  error_code: string | null;
+  latency_ms: number;
+  created_at: number;
+}
+
+
+export interface DB {
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  holds: HoldsTable;
+  ledger_entries: LedgerEntriesTable;
+  usage_records: UsageRecordsTable;
+}
+
+export type Account = Selectable<AccountsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type Hold = Selectable<HoldsTable>;
+export type LedgerEntry = Selectable<LedgerEntriesTable>;
+export type UsageRecord = Selectable<UsageRecordsTable>;
+export type NewUsageRecord = Insertable<UsageRecordsTable>;

@@ -1,0 +1,43 @@
+// The one Deps object built at start-up and handed to buildApp: database, clock, model
+// backends, background workers. Tests build their own with a temporary database.
+import { ModelRegistry } from './backends/model-registry.ts';
+import { HoldSweeper } from './billing/hold-sweeper.ts';
+import type { Config } from './config.ts';
+import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
+import { migrateToLatest } from './db/migrations.ts';
+import { LastUsedTracker } from './keys/last-used.ts';
+import { type Clock, systemClock } from './lib/clock.ts';
+
+export type Deps = {
+  config: Config;
+  db: Db;
+  dialect: Dialect;
+  clock: Clock;
+  models: ModelRegistry;
+  lastUsed: LastUsedTracker;
+  sweeper: HoldSweeper;
+};
+
+export async function createDeps(config: Config, opts: { clock?: Clock; database?: Database } = {}): Promise<Deps & { close(): Promise<void> }> {
+  const database = opts.database ?? openDatabase(config.databaseUrl);
+  await migrateToLatest(database.db);
+  const clock = opts.clock ?? systemClock;
+  const models = new ModelRegistry(config);
+  const lastUsed = new LastUsedTracker(database.db);
+  const sweeper = new HoldSweeper(database.db, clock, config.holdSweepSeconds * 1000);
+  return {
+    config,
+    db: database.db,
+    dialect: database.dialect,
+    clock,
+    models,
+    lastUsed,
+    sweeper,
+    async close() {
+      sweeper.stop();
+      await lastUsed.stop();
+      await models.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// The one catalogue of errors the platform can answer with. Every entry fixes the HTTP status,
+// the OpenAI `type` the SDKs map to an exception class, and the default message. Routes throw
+// (or return) an ApiError by code; the error handler in app.ts is the only place that writes
+// error bodies. test/errors.test.ts walks this catalogue.
+
+type Entry = Readonly<{
+  status: number;
+  type: string;
+  message: string;
+  /** The OpenAI `code` field; null where the contract fixes it as null. */
+  code: string | null;
+  /** Whether an SDK retrying the same request could ever help (x-should-retry). */
+  retry: boolean;
+}>;
+
+const entry = (status: number, type: string, message: string, code: string | null, retry = false): Entry =>
+  Object.freeze({ status, type, message, code, retry });
+
+export const CATALOGUE = Object.freeze({
+  invalid_json: entry(400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json'),
+  invalid_request: entry(400, 'invalid_request_error', 'The request is invalid.', 'invalid_request'),
+  missing_api_key: entry(
+    401,
+    'authentication_error',
+    "Missing API key. Send it as 'Authorization: Bearer sk_live_YOUR_API_KEY' or 'X-Api-Key: sk_live_YOUR_API_KEY'.",
+    null,
+  ),
+  invalid_api_key: entry(401, 'authentication_error', 'Invalid API key', null),
+  conflicting_api_keys: entry(
+    401,
+    'authentication_error',
+    'The Authorization and X-Api-Key headers carry different API keys. Send one key.',
+    null,
+  ),
+  insufficient_balance: entry(402, 'insufficient_balance', 'Your API balance is insufficient...', 'insufficient_balance'),
+  permission_denied: entry(403, 'permission_error', 'This API key may not use this resource.', 'permission_denied'),
+  route_not_found: entry(404, 'not_found_error', 'Unknown route.', 'route_not_found'),
+  model_not_found: entry(404, 'not_found_error', 'The model does not exist or you do not have access to it.', 'model_not_found'),
+  generation_not_found: entry(404, 'not_found_error', 'No generation with this id was made with this account.', 'generation_not_found'),
+  body_too_large: entry(413, 'invalid_request_error', 'The request body is larger than this server accepts.', 'body_too_large'),
+  unsupported_media_type: entry(415, 'invalid_request_error', "Send the body as JSON with 'Content-Type: application/json'.", 'unsupported_media_type'),
+  rate_limited: entry(429, 'rate_limit_error', 'Too many requests. Retry after the time in the Retry-After header.', 'rate_limit_exceeded', true),
+  internal_error: entry(500, 'api_error', 'The server had an error while processing your request.', 'internal_error', true),
+  upstream_error: entry(502, 'upstream_error', 'The model backend failed to answer.', 'upstream_error', true),
+  service_unavailable: entry(503, 'api_error', 'The service is temporarily unavailable.', 'service_unavailable', true),
+  upstream_timeout: entry(504, 'upstream_error', 'The model backend did not answer in time.', 'upstream_timeout', true),
+} satisfies Record<string, Entry>);
+
+export type ErrorCode = keyof typeof CATALOGUE;
+
+export type ErrorOptions = {
+  message?: string;
+  param?: string | null;
+  details?: Record<string, unknown>;
+  headers?: Record<string, string>;
+  /** Overrides the status (used to pass on an upstream 4xx with its own status). */
+  status?: number;
+  type?: string;
+  /** Overrides the body's `code` (used to pass on an upstream error's own code). */
+  publicCode?: string | null;
+};
+
+/** An expected, client-facing failure. Anything else that is thrown is answered as a bare 500. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly param: string | null | undefined;
+  readonly details: Record<string, unknown> | undefined;
+  readonly headers: Record<string, string>;
+  readonly publicCode: string | null;
+
+  constructor(
+    readonly code: ErrorCode,
+    opts: ErrorOptions = {},
+  ) {
+    const e = CATALOGUE[code];
+    super(opts.message ?? e.message);
+    this.name = 'ApiError';
+    this.status = opts.status ?? e.status;
+    this.type = opts.type ?? e.type;
+    this.param = opts.param;
+    this.details = opts.details;
+    this.publicCode = opts.publicCode !== undefined ? opts.publicCode : e.code;
+    this.headers = { ...(e.retry ? {} : { 'x-should-retry': 'false' }), ...opts.headers };
+  }
+
+  /** The OpenAI-shaped body. The 401 and 402 shapes are fixed byte-for-byte by the contract. */
+  toBody(): { error: Record<string, unknown> } {
+    if (this.code === 'insufficient_balance') {
+      return { error: { type: this.type, message: this.message, details: this.details ?? {} } };
+    }
+    const error: Record<string, unknown> = { message: this.message, type: this.type };
+    if (this.param !== undefined) error.param = this.param;
+    error.code = this.publicCode;
+    if (this.details) error.details = this.details;
+    return { error };
+  }
+}
+
+export const apiError = (code: ErrorCode, opts?: ErrorOptions): ApiError => new ApiError(code, opts);

@@ -1,0 +1,222 @@
+// POST /v1/chat/completions: estimate, hold, call the backend, settle. The hold is placed before
+// the backend sees the request; whatever happens after (answer, backend failure, client gone,
+// deadline) the meter is closed exactly once with what was actually produced.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import type { BackendResult, ChatChunk, ChatCompletion, ChatRequest, Usage } from '../backends/backend.ts';
+import type { ModelRoute } from '../backends/model-registry.ts';
+import { Meter, type MeterOutcome } from '../billing/metered-request.ts';
+import { exactCents } from '../billing/pricing.ts';
+import type { Deps } from '../deps.ts';
+import { ApiError } from '../errors.ts';
+import { countPromptTokens, countText } from '../lib/tokens.ts';
+import { ChatBody } from './schemas.ts';
+import { SSE_HEADERS, SseWriter } from './sse.ts';
+
+type Body = Static<typeof ChatBody> & ChatRequest;
+
+/** The completion id our clients see; derived from the request id so either finds the record. */
+export const completionIdFor = (requestId: string): string => `chatcmpl-${requestId.slice('req_'.length)}`;
+
+function checkLimits(body: Body, route: ModelRoute): { maxOutput: number; promptTokens: number } {
+  const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
+  const cap = route.model.max_output_tokens;
+  if (requested !== null && requested > cap) {
+    throw new ApiError('invalid_request', { param, message: `${param} is too large: ${requested}. The model ${route.model.id} produces at most ${cap} tokens.` });
+  }
+  const promptTokens = countPromptTokens(body);
+  if (promptTokens > route.model.context_window) {
+    throw new ApiError('invalid_request', {
+      param: 'messages',
+      publicCode: 'context_length_exceeded',
+      message: `The messages have ${promptTokens} tokens; the model ${route.model.id} accepts at most ${route.model.context_window}.`,
+    });
+  }
+  return { maxOutput: requested ?? cap, promptTokens };
+}
+
+/** What the backend is asked: its own model name, a max_tokens our hold covers, usage in streams. */
+function upstreamRequest(body: Body, route: ModelRoute, maxOutput: number, stream: boolean): ChatRequest {
+  const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
+  if (req.max_completion_tokens == null) req.max_tokens = maxOutput;
+  if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+  return req;
+}
+
+/** Text the model produced in a message or delta, to count tokens the backend did not report. */
+function producedText(part: { content?: unknown; refusal?: unknown; tool_calls?: unknown } | undefined): string {
+  if (!part) return '';
+  let text = typeof part.content === 'string' ? part.content : '';
+  if (typeof part.refusal === 'string') text += part.refusal;
+  if (Array.isArray(part.tool_calls)) {
+    for (const tc of part.tool_calls as Array<{ function?: { name?: unknown; arguments?: unknown } }>) {
+      if (typeof tc?.function?.name === 'string') text += tc.function.name;
+      if (typeof tc?.function?.arguments === 'string') text += tc.function.arguments;
+    }
+  }
+  return text;
+}
+
+const validUsage = (u: unknown): u is Usage =>
+  !!u && typeof u === 'object' && Number.isInteger((u as Usage).prompt_tokens) && Number.isInteger((u as Usage).completion_tokens);
+
+const withCost = (usage: Usage, chargedMicros: number) => ({ ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens, cost_cents: exactCents(chargedMicros) });
+
+function asApiError(err: unknown, deadline: AbortSignal): ApiError {
+  if (err instanceof ApiError) return err;
+  if (deadline.aborted) return new ApiError('upstream_timeout');
+  return new ApiError('upstream_error');
+}
+
+/** A JSON answer to a streaming request (some upstreams ignore `stream`) as one chunk. */
+async function* chunksOf(body: ChatCompletion): AsyncGenerator<ChatChunk> {
+  yield {
+    id: body.id,
+    object: 'chat.completion.chunk',
+    created: body.created,
+    model: body.model,
+    choices: body.choices.map((c) => ({ index: c.index, delta: c.message, finish_reason: c.finish_reason })),
+    usage: body.usage ?? null,
+  };
+}
+
+export function registerChatCompletions(app: FastifyInstance, deps: Deps): void {
+  app.post('/chat/completions', { schema: { body: ChatBody } }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const auth = request.auth;
+    if (!auth) throw new ApiError('missing_api_key');
+    const body = request.body as Body;
+    const route = deps.models.resolve(body.model, auth.key.mode);
+    if (!route) {
+      throw new ApiError('model_not_found', { param: 'model', message: `The model '${body.model}' does not exist or you do not have access to it.` });
+    }
+    const { maxOutput, promptTokens } = checkLimits(body, route);
+    const stream = body.stream === true;
+    const startedAt = deps.clock.now();
+    const meter = await Meter.open(
+      { db: deps.db, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
+      { auth, model: route.model, backendKind: route.backend.kind, requestId: request.id, completionId: completionIdFor(request.id), promptTokens, maxOutputTokens: maxOutput, stream, startedAt },
+    );
+
+    // Aborted when the client goes away before we finished answering it.
+    const clientGone = new AbortController();
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) clientGone.abort();
+    });
+    const deadline = AbortSignal.timeout(deps.config.upstreamTimeoutMs);
+    const signal = AbortSignal.any([clientGone.signal, deadline]);
+    const base = { promptTokens, completionTokens: 0 };
+
+    let result: BackendResult;
+    try {
+      result = await route.backend.chat({ request: upstreamRequest(body, route, maxOutput, stream), stream, signal });
+    } catch (err) {
+      if (clientGone.signal.aborted) {
+        // The prompt was sent to the backend: a client that cancels pays for it, as upstreams charge us.
+        await meter.close({ ...base, status: 'cancelled', httpStatus: 499, bill: true });
+        return reply;
+      }
+      const apiErr = asApiError(err, deadline);
+      if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend call failed');
+      await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
+      throw apiErr;
+    }
+
+    if (!stream) {
+      if (result.kind !== 'json') throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+      return sendJson(reply, meter, result.body, base);
+    }
+    return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), { ...base, clientGone: clientGone.signal, deadline, includeUsage: body.stream_options?.include_usage === true });
+  });
+
+  async function sendJson(reply: FastifyReply, meter: Meter, answer: ChatCompletion, base: { promptTokens: number; completionTokens: number }) {
+    const usage: Usage = validUsage(answer.usage)
+      ? answer.usage
+      : { prompt_tokens: base.promptTokens, completion_tokens: countText(answer.choices.map((c) => producedText(c.message)).join('')), total_tokens: 0 };
+    const finishReason = answer.choices[0]?.finish_reason ?? null;
+    const charged = await meter.close({
+      status: 'succeeded',
+      httpStatus: 200,
+      promptTokens: usage.prompt_tokens,
+      completionTokens: usage.completion_tokens,
+      bill: true,
+      finishReason,
+    });
+    return reply.send({ ...answer, id: meter.ctx.completionId, model: meter.ctx.model.id, usage: withCost(usage, charged) });
+  }
+
+  async function sendStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    meter: Meter,
+    chunks: AsyncIterable<ChatChunk>,
+    opts: { promptTokens: number; clientGone: AbortSignal; deadline: AbortSignal; includeUsage: boolean },
+  ) {
+    reply.hijack();
+    reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
+    const sse = new SseWriter(reply.raw);
+    const { completionId, model } = meter.ctx;
+    let produced = '';
+    let usage: Usage | undefined;
+    let finishReason: string | null = null;
+    let created = Math.floor(Date.now() / 1000);
+    let failure: ApiError | undefined;
+    try {
+      for await (const chunk of chunks) {
+        if (validUsage(chunk.usage)) usage = chunk.usage;
+        created = chunk.created ?? created;
+        const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+        for (const c of choices) {
+          produced += producedText(c.delta);
+          if (c.finish_reason) finishReason = c.finish_reason;
+        }
+        // The backend's usage chunk is replaced by ours (with the cost) at the end.
+        if (choices.length === 0) continue;
+        const { usage: _u, ...rest } = chunk;
+        await sse.send({ ...rest, id: completionId, model: model.id });
+        if (opts.clientGone.aborted) break;
+      }
+    } catch (err) {
+      if (!opts.clientGone.aborted) {
+        failure = asApiError(err, opts.deadline);
+        if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend stream failed');
+      }
+    }
+    const cancelled = opts.clientGone.aborted;
+    const complete = !cancelled && !failure;
+    // A finished stream is billed at the backend's own count; a stream cut short at the prompt
+    // plus what was produced before the cut, counted with our tokenizer.
+    const counted: Usage =
+      complete && usage
+        ? usage
+        : { prompt_tokens: usage?.prompt_tokens ?? opts.promptTokens, completion_tokens: countText(produced), total_tokens: 0 };
+    let charged = 0;
+    try {
+      const outcome: MeterOutcome = {
+        status: complete ? 'succeeded' : cancelled ? 'cancelled' : 'failed',
+        httpStatus: complete ? 200 : cancelled ? 499 : (failure?.status ?? 502),
+        promptTokens: counted.prompt_tokens,
+        completionTokens: counted.completion_tokens,
+        // A backend that failed before producing anything is not billed.
+        bill: complete || cancelled || produced.length > 0,
+        finishReason,
+        errorCode: failure?.code ?? null,
+      };
+      charged = await meter.close(outcome);
+    } catch (err) {
+      request.log.error({ err }, 'settling a stream failed; the hold will expire unbilled');
+      failure ??= new ApiError('internal_error');
+    }
+    if (failure) {
+      await sse.send(failure.toBody());
+      sse.end();
+    } else if (!cancelled) {
+      if (opts.includeUsage) {
+        await sse.send({ id: completionId, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: withCost(counted, charged) });
+      }
+      sse.done();
+    }
+    request.log.debug({ status: cancelled ? 499 : 200, costMicros: charged }, 'stream settled');
+    return reply;
+  }
+}

@@ -1,0 +1,100 @@
+// GET /v1/models, /v1/models/{id}, /v1/key, /v1/generation: read-only views for the calling key.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import { exactCents, floorCents } from '../billing/pricing.ts';
+import type { ModelConfig } from '../config.ts';
+import type { Deps } from '../deps.ts';
+import { ApiError } from '../errors.ts';
+import type { AuthContext } from '../keys/verify.ts';
+import { findUsage } from '../usage/usage-store.ts';
+import { GenerationQuery, ModelParams } from './schemas.ts';
+
+// Models have no creation date of their own; this is the platform's first release.
+const MODELS_CREATED = 1764547200;
+
+const modelObject = (m: ModelConfig) => ({
+  id: m.id,
+  object: 'model' as const,
+  created: MODELS_CREATED,
+  owned_by: 'bizora',
+  context_window: m.context_window,
+  max_output_tokens: m.max_output_tokens,
+  pricing: {
+    input_per_million_cents: exactCents(m.price.input_per_million_micros),
+    output_per_million_cents: exactCents(m.price.output_per_million_micros),
+    request_cents: exactCents(m.price.request_micros),
+  },
+});
+
+const authOf = (request: FastifyRequest): AuthContext => {
+  if (!request.auth) throw new ApiError('missing_api_key');
+  return request.auth;
+};
+
+const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
+
+export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
+  app.get('/models', async () => ({ object: 'list', data: deps.models.list().map(modelObject) }));
+
+  app.get('/models/:id', { schema: { params: ModelParams } }, async (request) => {
+    const { id } = request.params as Static<typeof ModelParams>;
+    const model = deps.models.list().find((m) => m.id === id);
+    if (!model) throw new ApiError('model_not_found', { param: 'model', message: `The model '${id}' does not exist or you do not have access to it.` });
+    return modelObject(model);
+  });
+
+  app.get('/key', async (request) => {
+    const { key } = authOf(request);
+    const account = await deps.db
+      .selectFrom('accounts')
+      .select(['id', 'balance_micros', 'held_micros'])
+      .where('id', '=', key.account_id)
+      .executeTakeFirstOrThrow();
+    return {
+      object: 'api_key',
+      id: key.id,
+      name: key.name,
+      mode: key.mode,
+      preview: key.preview,
+      created: seconds(key.created_at),
+      last_used: seconds(key.last_used_at),
+      expires_at: seconds(key.expires_at),
+      limits: { rate_limit: null, spend_limit_cents: null },
+      account: {
+        id: account.id,
+        balance_cents: floorCents(account.balance_micros),
+        available_balance_cents: floorCents(account.balance_micros - account.held_micros),
+      },
+    };
+  });
+
+  app.get('/generation', { schema: { querystring: GenerationQuery } }, async (request) => {
+    const { id } = request.query as Static<typeof GenerationQuery>;
+    const auth = authOf(request);
+    const u = await findUsage(deps.db, auth.account.id, id);
+    if (!u) throw new ApiError('generation_not_found', { param: 'id' });
+    return {
+      object: 'generation',
+      id: u.completion_id,
+      request_id: u.id,
+      created: seconds(u.created_at),
+      model: u.model,
+      backend: u.backend,
+      mode: u.mode,
+      key_id: u.key_id,
+      stream: u.stream === 1,
+      status: u.status,
+      http_status: u.http_status,
+      finish_reason: u.finish_reason,
+      error_code: u.error_code,
+      latency_ms: u.latency_ms,
+      usage: {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.prompt_tokens + u.completion_tokens,
+        cost_cents: exactCents(u.cost_micros),
+        cost_micros: u.cost_micros,
+      },
+    };
+  });
+}

@@ -1,0 +1,22 @@
+// The /v1 surface: every route here is authenticated by API key before its body is parsed, so a
+// caller without a valid key learns nothing else about the request (OpenAI's order).
+import type { FastifyInstance } from 'fastify';
+import type { Deps } from '../deps.ts';
+import { authenticate } from '../keys/verify.ts';
+import { registerChatCompletions } from './chat-completions.ts';
+import { registerInfoRoutes } from './info-routes.ts';
+
+export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Promise<void> {
+  const { deps } = opts;
+  app.addHook('onRequest', async (request, reply) => {
+    try {
+      request.auth = await authenticate(deps.db, request.headers, deps.clock.now());
+    } catch (err) {
+      reply.header('www-authenticate', 'Bearer');
+      throw err;
+    }
+    deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
+  });
+  registerChatCompletions(app, deps);
+  registerInfoRoutes(app, deps);
+}

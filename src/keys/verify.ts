@@ -1,0 +1,48 @@
+// Who is calling: reads the key from `Authorization: Bearer` or `X-Api-Key`, rejects malformed
+// keys by their checksum before touching the database, then looks the key up by its SHA-256.
+// There is no verification cache: a revoked key is refused on its very next request, from any
+// server instance, because every request reads the key's current row.
+import type { Db } from '../db/connection.ts';
+import type { Account, ApiKeyRow } from '../db/schema.ts';
+import { ApiError } from '../errors.ts';
+import { checkKeyFormat, hashKey } from './key-format.ts';
+
+export type AuthContext = { key: ApiKeyRow; account: Pick<Account, 'id' | 'email'> };
+
+type Headers = Record<string, string | string[] | undefined>;
+
+const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/** The presented key, or an ApiError (missing / conflicting). */
+export function extractKey(headers: Headers): string | ApiError {
+  const auth = first(headers.authorization)?.trim();
+  const xApiKey = first(headers['x-api-key'])?.trim();
+  let bearer: string | undefined;
+  if (auth) {
+    const m = /^bearer\s+(\S+)$/i.exec(auth);
+    // An Authorization header that is not a Bearer token is an invalid credential, not a missing one.
+    if (!m) return new ApiError('invalid_api_key');
+    bearer = m[1];
+  }
+  if (bearer && xApiKey && bearer !== xApiKey) return new ApiError('conflicting_api_keys');
+  const key = bearer ?? xApiKey;
+  return key ? key : new ApiError('missing_api_key');
+}
+
+export async function authenticate(db: Db, headers: Headers, now: number): Promise<AuthContext> {
+  const key = extractKey(headers);
+  if (key instanceof ApiError) throw key;
+  if (!checkKeyFormat(key)) throw new ApiError('invalid_api_key');
+  const row = await db
+    .selectFrom('api_keys')
+    .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
+    .selectAll('api_keys')
+    .select(['accounts.email as account_email'])
+    .where('api_keys.hash', '=', hashKey(key))
+    .executeTakeFirst();
+  if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
+    throw new ApiError('invalid_api_key');
+  }
+  const { account_email, ...keyRow } = row;
+  return { key: keyRow, account: { id: keyRow.account_id, email: account_email } };
+}

@@ -1,0 +1,3 @@
+// Time as a dependency, so tests can move it (hold expiry) without sleeping.
+export type Clock = { now(): number };
+export const systemClock: Clock = { now: () => Date.now() };

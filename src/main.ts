@@ -1,0 +1,37 @@
+// The process: loadConfig -> createDeps (migrates) -> buildApp -> listen; background workers;
+// graceful shutdown on SIGINT/SIGTERM (stop accepting, finish in-flight requests, flush).
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createDeps } from './deps.ts';
+
+export async function serve(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const deps = await createDeps(config);
+  const app = await buildApp(deps);
+  for (const line of deps.models.describe()) app.log.info(line);
+  app.log.info(`database: ${deps.dialect}${deps.dialect === 'sqlite' ? ` (${config.databaseUrl.replace(/^sqlite:/, '')})` : ''}`);
+  deps.lastUsed.start();
+  deps.sweeper.start((err) => app.log.error({ err }, 'hold sweep failed'));
+  await app.listen({ host: config.host, port: config.port });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: shutting down`);
+    await app.close();
+    await deps.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
