@@ -8,6 +8,8 @@ import { registerInfoRoutes } from './info-routes.ts';
 
 export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Promise<void> {
   const { deps } = opts;
+  // The API speaks JSON only; anything else is a 415 rather than a confusing schema error.
+  app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     try {
       request.auth = await authenticate(deps.db, request.headers, deps.clock.now());

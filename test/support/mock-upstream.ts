@@ -76,14 +76,17 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
     const chunk = (delta: Record<string, unknown>, finish: string | null) => ({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
     const slow = said.includes('mock:slow');
+    const cut = said.includes('mock:cut');
     const stream = slow ? Array.from({ length: 20 }, (_, i) => ` w${i}`) : words;
     send(chunk({ role: 'assistant', content: '' }, null));
     for (let i = 0; i < stream.length; i++) {
-      if (said.includes('mock:cut') && i === 3) {
+      // Slow streams pace their chunks; a cut stream paces too, so what precedes the cut is
+      // flushed to the socket before the connection drops.
+      if (slow || cut) await new Promise((r) => setTimeout(r, slow ? 100 : 20));
+      if (cut && i === 3) {
         res.destroy();
         return;
       }
-      if (slow) await new Promise((r) => setTimeout(r, 100));
       if (res.destroyed) return;
       send(chunk({ content: stream[i] }, null));
     }
