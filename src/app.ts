@@ -21,9 +21,15 @@ function validationError(errors: AjvError[]): ApiError {
   if (e.keyword === 'required') return new ApiError('invalid_request', { param, message: `Missing required parameter: '${param}'.` });
   if (e.keyword === 'additionalProperties') {
     const extra = String(e.params?.additionalProperty ?? '');
-    return new ApiError('invalid_request', { param: param ? `${param}.${extra}` : extra, message: `Unrecognized request argument supplied: ${extra}` });
+    return new ApiError('invalid_request', {
+      param: param ? `${param}.${extra}` : extra,
+      message: `Unrecognized request argument supplied: ${extra}`,
+    });
   }
-  return new ApiError('invalid_request', { param: param || null, message: `Invalid value for '${param || 'body'}': ${e.message ?? 'is not valid'}.` });
+  return new ApiError('invalid_request', {
+    param: param || null,
+    message: `Invalid value for '${param || 'body'}': ${e.message ?? 'is not valid'}.`,
+  });
 }
 
 /** Maps anything thrown to an ApiError; unknown errors become a bare 500 (and are logged). */
@@ -51,7 +57,12 @@ export function toApiError(err: FastifyError | Error): ApiError | null {
 class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
   override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
-    const line = { method: request.method, url: request.url.split('?')[0], status: reply.raw.statusCode, ms: Math.round(reply.elapsedTime) };
+    const line = {
+      method: request.method,
+      url: request.url.split('?')[0],
+      status: reply.raw.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
     if (error) request.log.error({ ...line, err: error }, 'request failed');
     else request.log.info(line, 'request');
   }

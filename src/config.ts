@@ -89,9 +89,7 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
     }
     const parsed = ModelsFileSchema.safeParse(raw);
     if (!parsed.success) {
-      throw new ConfigError(
-        parsed.error.issues.map((i) => `BIZORA_MODELS_FILE ${i.path.join('.')}: ${i.message}`),
-      );
+      throw new ConfigError(parsed.error.issues.map((i) => `BIZORA_MODELS_FILE ${i.path.join('.')}: ${i.message}`));
     }
     const problems: string[] = [];
     const seen = new Set<string>();
@@ -107,7 +105,7 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
     return parsed.data.models.map((m) => ({
       ...m,
       ...(m.upstream_url ? {} : env.BIZORA_UPSTREAM_URL ? { upstream_url: env.BIZORA_UPSTREAM_URL } : {}),
-      ...(m.upstream_api_key ?? env.BIZORA_UPSTREAM_API_KEY
+      ...((m.upstream_api_key ?? env.BIZORA_UPSTREAM_API_KEY)
         ? { upstream_api_key: (m.upstream_api_key ?? env.BIZORA_UPSTREAM_API_KEY) as string }
         : {}),
     }));

@@ -18,7 +18,10 @@ export type Deps = {
   sweeper: HoldSweeper;
 };
 
-export async function createDeps(config: Config, opts: { clock?: Clock; database?: Database } = {}): Promise<Deps & { close(): Promise<void> }> {
+export async function createDeps(
+  config: Config,
+  opts: { clock?: Clock; database?: Database } = {},
+): Promise<Deps & { close(): Promise<void> }> {
   const database = opts.database ?? openDatabase(config.databaseUrl);
   await migrateToLatest(database.db);
   const clock = opts.clock ?? systemClock;

@@ -79,7 +79,11 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test('authentication comes before the body is read: bad JSON without a key is a 401', async () => {
-      const res = await fetch(`${h.baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{oops' });
+      const res = await fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{oops',
+      });
       assert.equal(res.status, 401);
     });
 
@@ -99,15 +103,26 @@ for (const kind of testDatabaseKinds()) {
       const client = new OpenAI({ apiKey: k.key, baseURL: h.baseURL, maxRetries: 0 });
       await client.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: 'hi' }] });
       await revokeKey(h.deps.db, { keyId: k.id, now: Date.now() });
-      await assert.rejects(client.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: 'hi' }] }), OpenAI.AuthenticationError);
-      const res = await fetch(`${h.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' }, body: chatBody });
+      await assert.rejects(
+        client.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: 'hi' }] }),
+        OpenAI.AuthenticationError,
+      );
+      const res = await fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+        body: chatBody,
+      });
       assert.equal(await res.text(), INVALID);
     });
 
     test('an expired key is refused', async () => {
       const acct = await h.newAccount();
       const k = await h.newKey(acct.id);
-      await h.deps.db.updateTable('api_keys').set({ expires_at: Date.now() - 1 }).where('id', '=', k.id).execute();
+      await h.deps.db
+        .updateTable('api_keys')
+        .set({ expires_at: Date.now() - 1 })
+        .where('id', '=', k.id)
+        .execute();
       assert.equal((await get({ authorization: `Bearer ${k.key}` })).status, 401);
     });
 

@@ -51,7 +51,12 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test('a streamed completion arrives in several chunks and ends with a usage chunk that has the cost', async () => {
-      const stream = await client.chat.completions.create({ model: 'bizora', messages, stream: true, stream_options: { include_usage: true } });
+      const stream = await client.chat.completions.create({
+        model: 'bizora',
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       let text = '';
       let chunks = 0;
       let usage: (OpenAI.CompletionUsage & { cost_cents?: number }) | undefined;
@@ -90,7 +95,12 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test('the SDK works with the key in X-Api-Key only', async () => {
-      const viaHeader = new OpenAI({ apiKey: 'unused', baseURL: h.baseURL, maxRetries: 0, defaultHeaders: { Authorization: null, 'X-Api-Key': key } });
+      const viaHeader = new OpenAI({
+        apiKey: 'unused',
+        baseURL: h.baseURL,
+        maxRetries: 0,
+        defaultHeaders: { Authorization: null, 'X-Api-Key': key },
+      });
       const c = await viaHeader.chat.completions.create({ model: 'bizora', messages });
       assert.equal(c.object, 'chat.completion');
       const stream = await viaHeader.chat.completions.create({ model: 'bizora', messages, stream: true });
@@ -162,7 +172,7 @@ for (const kind of testDatabaseKinds()) {
       }
     });
 
-    test("another account cannot read a generation", async () => {
+    test('another account cannot read a generation', async () => {
       const res = await client.chat.completions.create({ model: 'bizora', messages });
       const other = await h.newKey((await h.newAccount()).id);
       const r = await fetch(`${h.baseURL}/generation?id=${res.id}`, { headers: { authorization: `Bearer ${other.key}` } });
@@ -176,7 +186,11 @@ for (const kind of testDatabaseKinds()) {
       await assert.rejects(c.chat.completions.create({ model: 'bizora', messages, max_tokens: 1000 }), (err) => {
         assert.ok(err instanceof OpenAI.APIError);
         assert.equal(err.status, 402);
-        const e = err.error as { type: string; message: string; details: { balance_before_cents: number; cost_cents: number; max_affordable_tokens: number } };
+        const e = err.error as {
+          type: string;
+          message: string;
+          details: { balance_before_cents: number; cost_cents: number; max_affordable_tokens: number };
+        };
         assert.equal(e.type, 'insufficient_balance');
         assert.equal(e.message, 'Your API balance is insufficient...');
         assert.equal(e.details.balance_before_cents, 1);
@@ -187,7 +201,11 @@ for (const kind of testDatabaseKinds()) {
       });
       assert.deepEqual(await h.balanceMicros(poor.id), { balance: 10_000, held: 0 });
       // The hint is right: max_affordable_tokens is affordable.
-      const res = await fetch(`${h.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bizora', messages, max_tokens: 1000 }) });
+      const res = await fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'bizora', messages, max_tokens: 1000 }),
+      });
       const detail = ((await res.json()) as { error: { details: { max_affordable_tokens: number } } }).error.details;
       const ok = await c.chat.completions.create({ model: 'bizora', messages, max_tokens: detail.max_affordable_tokens });
       assert.equal(ok.object, 'chat.completion');
@@ -210,10 +228,17 @@ for (const kind of testDatabaseKinds()) {
       const { key: testKey } = await h.newKey(account.id, { mode: 'test' });
       const c = new OpenAI({ apiKey: testKey, baseURL: h.baseURL, maxRetries: 0 });
       const ask = (content: string) => c.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content }] });
-      await assert.rejects(ask(`please ${MAGIC.rateLimit}`), (e) => e instanceof OpenAI.RateLimitError && e.headers?.get('retry-after') === '1');
+      await assert.rejects(
+        ask(`please ${MAGIC.rateLimit}`),
+        (e) => e instanceof OpenAI.RateLimitError && e.headers?.get('retry-after') === '1',
+      );
       await assert.rejects(ask(MAGIC.serverError), (e) => e instanceof OpenAI.InternalServerError && e.status === 502);
       await assert.rejects(ask(MAGIC.timeout), (e) => e instanceof OpenAI.InternalServerError && e.status === 504);
-      const stream = await c.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: MAGIC.cutoff }], stream: true });
+      const stream = await c.chat.completions.create({
+        model: 'bizora',
+        messages: [{ role: 'user', content: MAGIC.cutoff }],
+        stream: true,
+      });
       await assert.rejects(async () => {
         for await (const _ of stream) {
           // read until the simulated cut
@@ -223,7 +248,10 @@ for (const kind of testDatabaseKinds()) {
 
     test('a live request that the backend fails before any output is not billed', async () => {
       const before = await h.balanceMicros(account.id);
-      await assert.rejects(client.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: MAGIC.serverError }] }), OpenAI.InternalServerError);
+      await assert.rejects(
+        client.chat.completions.create({ model: 'bizora', messages: [{ role: 'user', content: MAGIC.serverError }] }),
+        OpenAI.InternalServerError,
+      );
       assert.deepEqual(await h.balanceMicros(account.id), before);
     });
 

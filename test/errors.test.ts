@@ -19,7 +19,10 @@ describe('error catalogue', () => {
   }
 
   test('the 401 body is byte-for-byte the documented one', () => {
-    assert.equal(JSON.stringify(new ApiError('invalid_api_key').toBody()), '{"error":{"message":"Invalid API key","type":"authentication_error","code":null}}');
+    assert.equal(
+      JSON.stringify(new ApiError('invalid_api_key').toBody()),
+      '{"error":{"message":"Invalid API key","type":"authentication_error","code":null}}',
+    );
   });
 
   test('the 402 body is byte-for-byte the documented one', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { BASE62 } from '../src/lib/base62.ts';
 import { checkKeyFormat, generateKey, hashKey, KEY_LENGTH, previewKey } from '../src/keys/key-format.ts';
+import { BASE62 } from '../src/lib/base62.ts';
 
 describe('API key format', () => {
   test('live keys start with sk_live_, test keys with sk_test_, then base62 only', () => {

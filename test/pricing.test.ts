@@ -20,12 +20,18 @@ describe('pricing', () => {
 
   test('max_affordable_tokens is the largest max_tokens whose hold fits the balance', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 10_000_000 }), fc.integer({ min: 1, max: 20_000_000 }), fc.integer({ min: 0, max: 1000 }), (prompt, available, out, fee) => {
-        const p = { input_per_million_micros: 2_000_000, output_per_million_micros: out, request_micros: fee };
-        const n = maxAffordableTokens(p, prompt, available) as number;
-        if (n > 0) assert.ok(costMicros(p, prompt, n) <= available);
-        assert.ok(costMicros(p, prompt, n + 1) > available || costMicros(p, prompt, n + 1) === costMicros(p, prompt, n));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 5000 }),
+        fc.integer({ min: 0, max: 10_000_000 }),
+        fc.integer({ min: 1, max: 20_000_000 }),
+        fc.integer({ min: 0, max: 1000 }),
+        (prompt, available, out, fee) => {
+          const p = { input_per_million_micros: 2_000_000, output_per_million_micros: out, request_micros: fee };
+          const n = maxAffordableTokens(p, prompt, available) as number;
+          if (n > 0) assert.ok(costMicros(p, prompt, n) <= available);
+          assert.ok(costMicros(p, prompt, n + 1) > available || costMicros(p, prompt, n + 1) === costMicros(p, prompt, n));
+        },
+      ),
     );
   });
 });

@@ -18,7 +18,11 @@ for (const kind of testDatabaseKinds()) {
     after(() => h.close());
 
     const post = (body: string, headers: Record<string, string> = {}) =>
-      fetch(`${h.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body });
+      fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+        body,
+      });
 
     async function expectError(res: Response, status: number, type: string, param?: string | null): Promise<ErrorBody> {
       assert.equal(res.status, status);
@@ -45,13 +49,23 @@ for (const kind of testDatabaseKinds()) {
       await expectError(await post(JSON.stringify({ ...base, max_tokens: 'ten' })), 400, 'invalid_request_error', 'max_tokens');
       await expectError(await post(JSON.stringify({ ...base, temperature: 'hot' })), 400, 'invalid_request_error', 'temperature');
       await expectError(await post(JSON.stringify({ ...base, stream: 'yes' })), 400, 'invalid_request_error', 'stream');
-      await expectError(await post(JSON.stringify({ model: 'bizora', messages: [{ content: 'hi' }] })), 400, 'invalid_request_error', 'messages[0].role');
+      await expectError(
+        await post(JSON.stringify({ model: 'bizora', messages: [{ content: 'hi' }] })),
+        400,
+        'invalid_request_error',
+        'messages[0].role',
+      );
       await expectError(await post(JSON.stringify({ model: 'bizora', messages: [] })), 400, 'invalid_request_error', 'messages');
       await expectError(await post(JSON.stringify({ ...base, n: 3 })), 400, 'invalid_request_error', 'n');
     });
 
     test('a missing required field is a 400 that names it', async () => {
-      const body = await expectError(await post(JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] })), 400, 'invalid_request_error', 'model');
+      const body = await expectError(
+        await post(JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] })),
+        400,
+        'invalid_request_error',
+        'model',
+      );
       assert.match(body.error.message, /model/);
     });
 
@@ -77,7 +91,11 @@ for (const kind of testDatabaseKinds()) {
 
     test('every response carries a distinct x-request-id', async () => {
       const ids = new Set<string>();
-      for (const res of [await fetch(`${h.url}/healthz`), await fetch(`${h.baseURL}/models`), await fetch(`${h.baseURL}/models`, { headers: { 'x-api-key': key } })]) {
+      for (const res of [
+        await fetch(`${h.url}/healthz`),
+        await fetch(`${h.baseURL}/models`),
+        await fetch(`${h.baseURL}/models`, { headers: { 'x-api-key': key } }),
+      ]) {
         const id = res.headers.get('x-request-id');
         assert.match(id ?? '', /^req_[0-9A-Za-z]{24}$/);
         ids.add(id as string);

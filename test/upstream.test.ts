@@ -30,7 +30,14 @@ for (const kind of testDatabaseKinds()) {
       await mock.close();
     });
 
-    const lastUsage = () => h.deps.db.selectFrom('usage_records').selectAll().where('account_id', '=', account.id).orderBy('created_at', 'desc').orderBy('id', 'desc').executeTakeFirstOrThrow();
+    const lastUsage = () =>
+      h.deps.db
+        .selectFrom('usage_records')
+        .selectAll()
+        .where('account_id', '=', account.id)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .executeTakeFirstOrThrow();
 
     test('a JSON request reaches the upstream under its own model name and credentials, billed at its usage', async () => {
       const before = await h.balanceMicros(account.id);
@@ -62,7 +69,12 @@ for (const kind of testDatabaseKinds()) {
       assert.deepEqual(mock.requests.at(-1)?.body.stream_options, { include_usage: true });
       assert.equal((await lastUsage()).cost_micros, costMicros(model.price, mock.promptTokens, 7));
 
-      const withUsage = await client.chat.completions.create({ model: 'bizora', messages: ask('hello'), stream: true, stream_options: { include_usage: true } });
+      const withUsage = await client.chat.completions.create({
+        model: 'bizora',
+        messages: ask('hello'),
+        stream: true,
+        stream_options: { include_usage: true },
+      });
       let usage: (OpenAI.CompletionUsage & { cost_cents: number }) | undefined;
       for await (const chunk of withUsage) if (chunk.usage) usage = chunk.usage as typeof usage;
       assert.equal(usage?.prompt_tokens, mock.promptTokens);
@@ -83,7 +95,10 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test("the upstream refusing our own credentials is a 502, never the caller's 401", async () => {
-      await assert.rejects(client.chat.completions.create({ model: 'bizora', messages: ask('mock:error:401') }), (err) => err instanceof OpenAI.APIError && err.status === 502);
+      await assert.rejects(
+        client.chat.completions.create({ model: 'bizora', messages: ask('mock:error:401') }),
+        (err) => err instanceof OpenAI.APIError && err.status === 502,
+      );
     });
 
     test("the upstream's 429 is a 429 with its Retry-After", async () => {
@@ -112,7 +127,10 @@ for (const kind of testDatabaseKinds()) {
       const before = await h.balanceMicros(account.id);
       const aborted = mock.abortedByClient;
       const started = Date.now();
-      await assert.rejects(client.chat.completions.create({ model: 'bizora', messages: ask('mock:stall') }), (err) => err instanceof OpenAI.APIError && err.status === 504);
+      await assert.rejects(
+        client.chat.completions.create({ model: 'bizora', messages: ask('mock:stall') }),
+        (err) => err instanceof OpenAI.APIError && err.status === 504,
+      );
       assert.ok(Date.now() - started < 5000);
       await eventually(() => mock.abortedByClient > aborted);
       assert.deepEqual(await h.balanceMicros(account.id), before);

@@ -24,7 +24,12 @@ export type ChatCompletion = {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: string; content: string | null; [k: string]: unknown }; finish_reason: string | null; [k: string]: unknown }>;
+  choices: Array<{
+    index: number;
+    message: { role: string; content: string | null; [k: string]: unknown };
+    finish_reason: string | null;
+    [k: string]: unknown;
+  }>;
   usage?: Usage | null;
   [k: string]: unknown;
 };
@@ -34,7 +39,12 @@ export type ChatChunk = {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: Array<{ index: number; delta: { role?: string; content?: string | null; [k: string]: unknown }; finish_reason: string | null; [k: string]: unknown }>;
+  choices: Array<{
+    index: number;
+    delta: { role?: string; content?: string | null; [k: string]: unknown };
+    finish_reason: string | null;
+    [k: string]: unknown;
+  }>;
   usage?: Usage | null;
   [k: string]: unknown;
 };

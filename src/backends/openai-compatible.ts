@@ -2,7 +2,7 @@
 // llama.cpp …) over a keep-alive undici pool. It always asks for usage in streams, maps the
 // upstream's failures to our catalogue, and stops the upstream call when our client goes away.
 import { createParser } from 'eventsource-parser';
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Agent, request, errors as undiciErrors } from 'undici';
 import type { ModelConfig } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion } from './backend.ts';
@@ -33,13 +33,22 @@ export function upstreamStatusError(status: number, text: string, retryAfter: st
   let upstream: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } = {};
   try {
     const parsed = JSON.parse(text) as { error?: unknown; message?: unknown };
-    upstream = (parsed.error && typeof parsed.error === 'object' ? parsed.error : typeof parsed.error === 'string' ? { message: parsed.error } : parsed) as typeof upstream;
+    upstream = (
+      parsed.error && typeof parsed.error === 'object'
+        ? parsed.error
+        : typeof parsed.error === 'string'
+          ? { message: parsed.error }
+          : parsed
+    ) as typeof upstream;
   } catch {
     // Not JSON: fall through with an empty description.
   }
   const message = typeof upstream.message === 'string' && upstream.message ? upstream.message : undefined;
   if (status === 429) {
-    return new ApiError('rate_limited', { ...(message ? { message } : {}), ...(retryAfter ? { headers: { 'retry-after': retryAfter } } : {}) });
+    return new ApiError('rate_limited', {
+      ...(message ? { message } : {}),
+      ...(retryAfter ? { headers: { 'retry-after': retryAfter } } : {}),
+    });
   }
   // The upstream refusing *our* credentials (401/403) or billing (402) is our fault, not the
   // caller's: passing a 401 on would make the SDK blame the caller's own valid key.
@@ -76,7 +85,10 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
       const obj = parsed as { error?: { message?: unknown } } & ChatChunk;
       if (obj.error) {
         failure = new ApiError('upstream_error', {
-          message: typeof obj.error.message === 'string' ? `The model backend failed mid-stream: ${obj.error.message}` : 'The model backend failed mid-stream.',
+          message:
+            typeof obj.error.message === 'string'
+              ? `The model backend failed mid-stream: ${obj.error.message}`
+              : 'The model backend failed mid-stream.',
         });
         return;
       }
@@ -127,7 +139,10 @@ export class OpenAICompatibleBackend implements ChatBackend {
   }
 
   async chat({ request: body, stream, signal }: BackendCall): Promise<BackendResult> {
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: stream ? 'text/event-stream' : 'application/json',
+    };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
     let res: Awaited<ReturnType<typeof request>>;
     try {
@@ -148,7 +163,8 @@ export class OpenAICompatibleBackend implements ChatBackend {
         if (err instanceof SyntaxError) throw new ApiError('upstream_error', { message: 'The model backend sent a malformed answer.' });
         throw transportError(err, signal);
       }
-      if (!parsed || !Array.isArray(parsed.choices)) throw new ApiError('upstream_error', { message: 'The model backend sent an answer without choices.' });
+      if (!parsed || !Array.isArray(parsed.choices))
+        throw new ApiError('upstream_error', { message: 'The model backend sent an answer without choices.' });
       return { kind: 'json', body: parsed };
     }
     return { kind: 'stream', chunks: sseChunks(res.body, signal) };

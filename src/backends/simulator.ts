@@ -32,7 +32,9 @@ const FILLER = [
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content.map((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join(' ');
+    return content
+      .map((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : ''))
+      .join(' ');
   }
   return '';
 }
@@ -82,7 +84,10 @@ export class SimulatorBackend implements ChatBackend {
   async chat({ request, stream, signal }: BackendCall): Promise<BackendResult> {
     const said = lastUserText(request.messages);
     if (said.includes(MAGIC.rateLimit)) {
-      throw new ApiError('rate_limited', { message: `Simulated rate limit (magic prompt ${MAGIC.rateLimit}).`, headers: { 'retry-after': '1' } });
+      throw new ApiError('rate_limited', {
+        message: `Simulated rate limit (magic prompt ${MAGIC.rateLimit}).`,
+        headers: { 'retry-after': '1' },
+      });
     }
     if (said.includes(MAGIC.serverError)) {
       throw new ApiError('upstream_error', { message: `Simulated backend failure (magic prompt ${MAGIC.serverError}).` });
@@ -108,7 +113,9 @@ export class SimulatorBackend implements ChatBackend {
         object: 'chat.completion',
         created,
         model: request.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: answer.text, refusal: null }, logprobs: null, finish_reason: finishReason }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: answer.text, refusal: null }, logprobs: null, finish_reason: finishReason },
+        ],
         usage,
         system_fingerprint: 'bizora-simulator',
       };

@@ -13,7 +13,15 @@ export const inTx = <T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> => db.tr
 
 async function addEntry(
   tx: Tx,
-  e: { accountId: string; kind: 'grant' | 'usage' | 'adjustment'; amount: number; balanceAfter: number; requestId?: string | null; reason?: string | null; now: number },
+  e: {
+    accountId: string;
+    kind: 'grant' | 'usage' | 'adjustment';
+    amount: number;
+    balanceAfter: number;
+    requestId?: string | null;
+    reason?: string | null;
+    now: number;
+  },
 ): Promise<void> {
   await tx
     .insertInto('ledger_entries')
@@ -43,7 +51,14 @@ export async function grantCredit(
     .returning('balance_micros')
     .executeTakeFirst();
   if (!row) return null;
-  await addEntry(tx, { accountId: input.accountId, kind: 'grant', amount: input.micros, balanceAfter: row.balance_micros, reason: input.reason ?? null, now: input.now });
+  await addEntry(tx, {
+    accountId: input.accountId,
+    kind: 'grant',
+    amount: input.micros,
+    balanceAfter: row.balance_micros,
+    reason: input.reason ?? null,
+    now: input.now,
+  });
   return row.balance_micros;
 }
 
@@ -67,7 +82,11 @@ export async function reserve(
     .where(sql<boolean>`balance_micros - held_micros >= ${amount}`)
     .executeTakeFirst();
   if (updated.numUpdatedRows === 0n) {
-    const acct = await tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', input.accountId).executeTakeFirst();
+    const acct = await tx
+      .selectFrom('accounts')
+      .select(['balance_micros', 'held_micros'])
+      .where('id', '=', input.accountId)
+      .executeTakeFirst();
     return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
   }
   const hold: Hold = {
@@ -119,7 +138,11 @@ export async function settle(
       .executeTakeFirstOrThrow();
     balanceAfter = row.balance_micros;
   } else if (charge > 0) {
-    const acct = await tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', hold.account_id).executeTakeFirstOrThrow();
+    const acct = await tx
+      .selectFrom('accounts')
+      .select(['balance_micros', 'held_micros'])
+      .where('id', '=', hold.account_id)
+      .executeTakeFirstOrThrow();
     charge = Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros));
     if (charge > 0) {
       const row = await tx
@@ -132,7 +155,14 @@ export async function settle(
     }
   }
   if (charge > 0 && balanceAfter !== undefined) {
-    await addEntry(tx, { accountId: hold.account_id, kind: 'usage', amount: -charge, balanceAfter, requestId: hold.request_id, now: input.now });
+    await addEntry(tx, {
+      accountId: hold.account_id,
+      kind: 'usage',
+      amount: -charge,
+      balanceAfter,
+      requestId: hold.request_id,
+      now: input.now,
+    });
   }
   await insertUsage(tx, { ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
   return { chargedMicros: charge, holdWasOpen };
@@ -176,12 +206,21 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
   const accounts = await db
     .selectFrom('accounts')
     .leftJoin(
-      db.selectFrom('ledger_entries').select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('total'), (eb) => eb.fn.countAll<number>().as('n')]).groupBy('account_id').as('le'),
+      db
+        .selectFrom('ledger_entries')
+        .select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('total'), (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('account_id')
+        .as('le'),
       'le.account_id',
       'accounts.id',
     )
     .leftJoin(
-      db.selectFrom('holds').select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('held'), (eb) => eb.fn.countAll<number>().as('n')]).where('status', '=', 'open').groupBy('account_id').as('h'),
+      db
+        .selectFrom('holds')
+        .select(['account_id', (eb) => eb.fn.sum<number>('amount_micros').as('held'), (eb) => eb.fn.countAll<number>().as('n')])
+        .where('status', '=', 'open')
+        .groupBy('account_id')
+        .as('h'),
       'h.account_id',
       'accounts.id',
     )
@@ -194,7 +233,8 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     const held = Number(a.held ?? 0);
     entries += Number(a.entries ?? 0);
     openHolds += Number(a.holds ?? 0);
-    if (total !== a.balance_micros) problems.push(`${a.id}: ledger entries sum to ${total} but the balance is ${a.balance_micros} micro-USD`);
+    if (total !== a.balance_micros)
+      problems.push(`${a.id}: ledger entries sum to ${total} but the balance is ${a.balance_micros} micro-USD`);
     if (held !== a.held_micros) problems.push(`${a.id}: open holds sum to ${held} but held_micros is ${a.held_micros}`);
     if (a.balance_micros < 0) problems.push(`${a.id}: balance is below zero (${a.balance_micros})`);
     if (a.held_micros > a.balance_micros) problems.push(`${a.id}: holds (${a.held_micros}) exceed the balance (${a.balance_micros})`);
@@ -206,7 +246,8 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     .where((eb) => eb(eb.fn.coalesce(eb.neg(eb.ref('le.amount_micros')), eb.val(0)), '!=', eb.ref('u.cost_micros')))
     .limit(20)
     .execute();
-  for (const m of mismatched) problems.push(`${m.id}: usage record costs ${m.cost_micros} but the ledger charged ${-(m.amount_micros ?? 0)}`);
+  for (const m of mismatched)
+    problems.push(`${m.id}: usage record costs ${m.cost_micros} but the ledger charged ${-(m.amount_micros ?? 0)}`);
   const orphanCharges = await db
     .selectFrom('ledger_entries as le')
     .leftJoin('usage_records as u', 'u.id', 'le.request_id')

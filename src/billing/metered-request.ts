@@ -50,7 +50,13 @@ export class Meter {
     const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
     if (amount === 0) return new Meter(deps, ctx, null);
     const result = await inTx(deps.db, (tx) =>
-      reserve(tx, { accountId: ctx.auth.account.id, requestId: ctx.requestId, amountMicros: amount, now: deps.now(), ttlMs: deps.holdTtlMs }),
+      reserve(tx, {
+        accountId: ctx.auth.account.id,
+        requestId: ctx.requestId,
+        amountMicros: amount,
+        now: deps.now(),
+        ttlMs: deps.holdTtlMs,
+      }),
     );
     if (!result.ok) {
       const affordable = maxAffordableTokens(ctx.model.price, ctx.promptTokens, result.availableMicros);
@@ -100,7 +106,9 @@ export class Meter {
       await insertUsage(this.deps.db, usage);
       return 0;
     }
-    const r = await inTx(this.deps.db, (tx) => settle(tx, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }));
+    const r = await inTx(this.deps.db, (tx) =>
+      settle(tx, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }),
+    );
     return r.chargedMicros;
   }
 }

@@ -36,7 +36,8 @@ async function accountOrFail(d: Database, idOrEmail: string): Promise<PublicAcco
 }
 
 const positiveCents = (v: string): number => {
-  if (!/^\d+$/.test(v) || Number(v) <= 0 || !Number.isSafeInteger(Number(v) * 10_000)) throw new InvalidArgumentError('must be a positive whole number of cents');
+  if (!/^\d+$/.test(v) || Number(v) <= 0 || !Number.isSafeInteger(Number(v) * 10_000))
+    throw new InvalidArgumentError('must be a positive whole number of cents');
   return Number(v);
 };
 
@@ -51,7 +52,12 @@ const balanceView = (a: PublicAccount) => ({
 });
 
 export function buildCli(): Command {
-  const program = new Command('bizora').description('Bizora Integration API: server and administration').showHelpAfterError(false);
+  // exitOverride before any subcommand exists, so every subcommand inherits it and argument
+  // errors come back to runCli as exceptions instead of exiting from inside commander.
+  const program = new Command('bizora')
+    .description('Bizora Integration API: server and administration')
+    .showHelpAfterError(false)
+    .exitOverride();
   const json = (c: Command) => c.option('--json', 'print JSON');
 
   json(program.command('serve').description('run the API server (applies migrations first)')).action(async () => {
@@ -63,21 +69,31 @@ export function buildCli(): Command {
     await withDb(async (d) => {
       const config = loadConfig();
       const applied = await migrateToLatest(d.db);
-      print(opts, { dialect: d.dialect, applied }, applied.length ? `applied: ${applied.join(', ')}` : `${d.dialect} database is up to date (${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'postgres'})`);
+      print(
+        opts,
+        { dialect: d.dialect, applied },
+        applied.length
+          ? `applied: ${applied.join(', ')}`
+          : `${d.dialect} database is up to date (${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'postgres'})`,
+      );
     });
   });
 
   const accounts = program.command('accounts').description('manage accounts');
-  json(accounts.command('create').description('create an account').requiredOption('--email <email>', 'email address').option('--name <name>', 'display name')).action(
-    async (opts: Out & { email: string; name?: string }) => {
-      if (!isEmail(opts.email)) throw new CliError(`not an email address: ${opts.email}`);
-      await withDb(async (d) => {
-        if (await findAccount(d.db, opts.email)) throw new CliError(`an account with email ${opts.email} exists already`);
-        const a = await createAccount(d.db, { email: opts.email, name: opts.name ?? null, now: Date.now() });
-        print(opts, { id: a.id, email: a.email, name: a.name }, `created account ${a.id} (${a.email})`);
-      });
-    },
-  );
+  json(
+    accounts
+      .command('create')
+      .description('create an account')
+      .requiredOption('--email <email>', 'email address')
+      .option('--name <name>', 'display name'),
+  ).action(async (opts: Out & { email: string; name?: string }) => {
+    if (!isEmail(opts.email)) throw new CliError(`not an email address: ${opts.email}`);
+    await withDb(async (d) => {
+      if (await findAccount(d.db, opts.email)) throw new CliError(`an account with email ${opts.email} exists already`);
+      const a = await createAccount(d.db, { email: opts.email, name: opts.name ?? null, now: Date.now() });
+      print(opts, { id: a.id, email: a.email, name: a.name }, `created account ${a.id} (${a.email})`);
+    });
+  });
 
   const credits = program.command('credits').description('manage prepaid credit');
   json(
@@ -90,9 +106,15 @@ export function buildCli(): Command {
   ).action(async (opts: Out & { account: string; cents: number; reason?: string }) => {
     await withDb(async (d) => {
       const account = await accountOrFail(d, opts.account);
-      const balance = await inTx(d.db, (tx) => grantCredit(tx, { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() }));
+      const balance = await inTx(d.db, (tx) =>
+        grantCredit(tx, { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() }),
+      );
       if (balance === null) throw new CliError(`no account ${opts.account}`);
-      print(opts, { account_id: account.id, granted_cents: opts.cents, balance_cents: floorCents(balance) }, `granted ${opts.cents} cents to ${account.id}; balance ${dollars(balance)}`);
+      print(
+        opts,
+        { account_id: account.id, granted_cents: opts.cents, balance_cents: floorCents(balance) },
+        `granted ${opts.cents} cents to ${account.id}; balance ${dollars(balance)}`,
+      );
     });
   });
 
@@ -110,7 +132,11 @@ export function buildCli(): Command {
     await withDb(async (d) => {
       const account = await accountOrFail(d, opts.account);
       const k = await createKey(d.db, { accountId: account.id, name, mode: opts.test ? 'test' : 'live', now: Date.now() });
-      print(opts, { id: k.id, key: k.key, name: k.name, preview: k.preview }, `created ${k.mode} key ${k.id} "${k.name}"\n${k.key}\nCopy it now: it will not be shown again.`);
+      print(
+        opts,
+        { id: k.id, key: k.key, name: k.name, preview: k.preview },
+        `created ${k.mode} key ${k.id} "${k.name}"\n${k.key}\nCopy it now: it will not be shown again.`,
+      );
     });
   });
   json(keys.command('list').description("list an account's keys").requiredOption('--account <account>', 'account id or email')).action(
@@ -118,36 +144,70 @@ export function buildCli(): Command {
       await withDb(async (d) => {
         const account = await accountOrFail(d, opts.account);
         const list = await listKeys(d.db, account.id);
-        const rows = list.map((k) => ({ id: k.id, name: k.name, preview: k.preview, mode: k.mode, created: iso(k.created_at), last_used: k.last_used_at === null ? null : iso(k.last_used_at), status: k.revoked_at === null ? 'active' : 'revoked' }));
-        print(opts, rows, rows.length ? rows.map((r) => `${r.id}  ${r.preview}  ${r.mode}  ${r.status.padEnd(7)}  ${r.created}  last used ${r.last_used ?? 'never'}  ${r.name}`).join('\n') : 'no keys');
+        const rows = list.map((k) => ({
+          id: k.id,
+          name: k.name,
+          preview: k.preview,
+          mode: k.mode,
+          created: iso(k.created_at),
+          last_used: k.last_used_at === null ? null : iso(k.last_used_at),
+          status: k.revoked_at === null ? 'active' : 'revoked',
+        }));
+        print(
+          opts,
+          rows,
+          rows.length
+            ? rows
+                .map(
+                  (r) =>
+                    `${r.id}  ${r.preview}  ${r.mode}  ${r.status.padEnd(7)}  ${r.created}  last used ${r.last_used ?? 'never'}  ${r.name}`,
+                )
+                .join('\n')
+            : 'no keys',
+        );
       });
     },
   );
-  json(keys.command('revoke').description('revoke a key at once').argument('<key_id>', 'the key id (key_…)')).action(async (keyId: string, opts: Out) => {
-    await withDb(async (d) => {
-      const k = await revokeKey(d.db, { keyId, now: Date.now() });
-      if (!k) throw new CliError(`no key ${keyId}`);
-      print(opts, { id: k.id, status: 'revoked', revoked_at: iso(k.revoked_at) }, `revoked ${k.id} (${k.preview})`);
-    });
-  });
+  json(keys.command('revoke').description('revoke a key at once').argument('<key_id>', 'the key id (key_…)')).action(
+    async (keyId: string, opts: Out) => {
+      await withDb(async (d) => {
+        const k = await revokeKey(d.db, { keyId, now: Date.now() });
+        if (!k) throw new CliError(`no key ${keyId}`);
+        print(opts, { id: k.id, status: 'revoked', revoked_at: iso(k.revoked_at) }, `revoked ${k.id} (${k.preview})`);
+      });
+    },
+  );
 
-  json(program.command('balance').description("an account's balance").requiredOption('--account <account>', 'account id or email')).action(async (opts: Out & { account: string }) => {
-    await withDb(async (d) => {
-      const a = await accountOrFail(d, opts.account);
-      print(opts, balanceView(a), `${a.id} (${a.email}): balance ${dollars(a.balance_micros)}, available ${dollars(a.balance_micros - a.held_micros)}, held ${dollars(a.held_micros)}`);
-    });
-  });
+  json(program.command('balance').description("an account's balance").requiredOption('--account <account>', 'account id or email')).action(
+    async (opts: Out & { account: string }) => {
+      await withDb(async (d) => {
+        const a = await accountOrFail(d, opts.account);
+        print(
+          opts,
+          balanceView(a),
+          `${a.id} (${a.email}): balance ${dollars(a.balance_micros)}, available ${dollars(a.balance_micros - a.held_micros)}, held ${dollars(a.held_micros)}`,
+        );
+      });
+    },
+  );
 
   const ledger = program.command('ledger').description('the money ledger');
-  json(ledger.command('verify').description('check that entries sum to balances, holds match, no account is below zero')).action(async (opts: Out) => {
-    await withDb(async (d) => {
-      const report = await verifyLedger(d.db);
-      print(opts, report, report.ok ? `ledger ok: ${report.accounts} accounts, ${report.entries} entries, ${report.openHolds} open holds` : `ledger BROKEN:\n${report.problems.join('\n')}`);
-      if (!report.ok) process.exitCode = 1;
-    });
-  });
+  json(ledger.command('verify').description('check that entries sum to balances, holds match, no account is below zero')).action(
+    async (opts: Out) => {
+      await withDb(async (d) => {
+        const report = await verifyLedger(d.db);
+        print(
+          opts,
+          report,
+          report.ok
+            ? `ledger ok: ${report.accounts} accounts, ${report.entries} entries, ${report.openHolds} open holds`
+            : `ledger BROKEN:\n${report.problems.join('\n')}`,
+        );
+        if (!report.ok) process.exitCode = 1;
+      });
+    },
+  );
 
-  program.exitOverride();
   return program;
 }
 

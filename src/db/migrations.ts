@@ -1,6 +1,7 @@
 // Schema migrations for both databases, written once with Kysely's schema builder (portable
 // types only: text, bigint, integer). Applied by `bizora migrate` and at start-up.
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+import type { DB } from './schema.ts';
 
 const m001: Migration = {
   async up(db: Kysely<unknown>) {
@@ -94,8 +95,9 @@ export const MIGRATIONS: Record<string, Migration> = {
 };
 
 /** Applies pending migrations; returns the names applied. Throws with the failing migration. */
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+// Migrations see the database as schema-less (Kysely<unknown>); callers pass their typed one.
+export async function migrateToLatest(db: Kysely<DB>): Promise<string[]> {
+  const migrator = new Migrator({ db: db as unknown as Kysely<unknown>, provider: { getMigrations: async () => MIGRATIONS } });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';

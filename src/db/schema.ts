@@ -79,7 +79,6 @@ export interface UsageRecordsTable {
   created_at: number;
 }
 
-
 export interface DB {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;

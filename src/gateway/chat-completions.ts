@@ -23,7 +23,10 @@ function checkLimits(body: Body, route: ModelRoute): { maxOutput: number; prompt
   const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
   const cap = route.model.max_output_tokens;
   if (requested !== null && requested > cap) {
-    throw new ApiError('invalid_request', { param, message: `${param} is too large: ${requested}. The model ${route.model.id} produces at most ${cap} tokens.` });
+    throw new ApiError('invalid_request', {
+      param,
+      message: `${param} is too large: ${requested}. The model ${route.model.id} produces at most ${cap} tokens.`,
+    });
   }
   const promptTokens = countPromptTokens(body);
   if (promptTokens > route.model.context_window) {
@@ -61,7 +64,11 @@ function producedText(part: { content?: unknown; refusal?: unknown; tool_calls?:
 const validUsage = (u: unknown): u is Usage =>
   !!u && typeof u === 'object' && Number.isInteger((u as Usage).prompt_tokens) && Number.isInteger((u as Usage).completion_tokens);
 
-const withCost = (usage: Usage, chargedMicros: number) => ({ ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens, cost_cents: exactCents(chargedMicros) });
+const withCost = (usage: Usage, chargedMicros: number) => ({
+  ...usage,
+  total_tokens: usage.prompt_tokens + usage.completion_tokens,
+  cost_cents: exactCents(chargedMicros),
+});
 
 function asApiError(err: unknown, deadline: AbortSignal): ApiError {
   if (err instanceof ApiError) return err;
@@ -88,14 +95,27 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const body = request.body as Body;
     const route = deps.models.resolve(body.model, auth.key.mode);
     if (!route) {
-      throw new ApiError('model_not_found', { param: 'model', message: `The model '${body.model}' does not exist or you do not have access to it.` });
+      throw new ApiError('model_not_found', {
+        param: 'model',
+        message: `The model '${body.model}' does not exist or you do not have access to it.`,
+      });
     }
     const { maxOutput, promptTokens } = checkLimits(body, route);
     const stream = body.stream === true;
     const startedAt = deps.clock.now();
     const meter = await Meter.open(
       { db: deps.db, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
-      { auth, model: route.model, backendKind: route.backend.kind, requestId: request.id, completionId: completionIdFor(request.id), promptTokens, maxOutputTokens: maxOutput, stream, startedAt },
+      {
+        auth,
+        model: route.model,
+        backendKind: route.backend.kind,
+        requestId: request.id,
+        completionId: completionIdFor(request.id),
+        promptTokens,
+        maxOutputTokens: maxOutput,
+        stream,
+        startedAt,
+      },
     );
 
     // Aborted when the client goes away before we finished answering it.
@@ -123,16 +143,31 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     }
 
     if (!stream) {
-      if (result.kind !== 'json') throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+      if (result.kind !== 'json')
+        throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
       return sendJson(reply, meter, result.body, base);
     }
-    return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), { ...base, clientGone: clientGone.signal, deadline, includeUsage: body.stream_options?.include_usage === true });
+    return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
+      ...base,
+      clientGone: clientGone.signal,
+      deadline,
+      includeUsage: body.stream_options?.include_usage === true,
+    });
   });
 
-  async function sendJson(reply: FastifyReply, meter: Meter, answer: ChatCompletion, base: { promptTokens: number; completionTokens: number }) {
+  async function sendJson(
+    reply: FastifyReply,
+    meter: Meter,
+    answer: ChatCompletion,
+    base: { promptTokens: number; completionTokens: number },
+  ) {
     const usage: Usage = validUsage(answer.usage)
       ? answer.usage
-      : { prompt_tokens: base.promptTokens, completion_tokens: countText(answer.choices.map((c) => producedText(c.message)).join('')), total_tokens: 0 };
+      : {
+          prompt_tokens: base.promptTokens,
+          completion_tokens: countText(answer.choices.map((c) => producedText(c.message)).join('')),
+          total_tokens: 0,
+        };
     const finishReason = answer.choices[0]?.finish_reason ?? null;
     const charged = await meter.close({
       status: 'succeeded',
@@ -212,7 +247,14 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       sse.end();
     } else if (!cancelled) {
       if (opts.includeUsage) {
-        await sse.send({ id: completionId, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: withCost(counted, charged) });
+        await sse.send({
+          id: completionId,
+          object: 'chat.completion.chunk',
+          created,
+          model: model.id,
+          choices: [],
+          usage: withCost(counted, charged),
+        });
       }
       sse.done();
     }

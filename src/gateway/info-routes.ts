@@ -39,7 +39,11 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/models/:id', { schema: { params: ModelParams } }, async (request) => {
     const { id } = request.params as Static<typeof ModelParams>;
     const model = deps.models.list().find((m) => m.id === id);
-    if (!model) throw new ApiError('model_not_found', { param: 'model', message: `The model '${id}' does not exist or you do not have access to it.` });
+    if (!model)
+      throw new ApiError('model_not_found', {
+        param: 'model',
+        message: `The model '${id}' does not exist or you do not have access to it.`,
+      });
     return modelObject(model);
   });
 

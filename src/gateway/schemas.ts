@@ -19,7 +19,9 @@ export const ChatBody = Type.Object(
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Message, { minItems: 1 }),
     stream: Type.Optional(nullable(Type.Boolean())),
-    stream_options: Type.Optional(nullable(Type.Object({ include_usage: Type.Optional(nullable(Type.Boolean())) }, { additionalProperties: true }))),
+    stream_options: Type.Optional(
+      nullable(Type.Object({ include_usage: Type.Optional(nullable(Type.Boolean())) }, { additionalProperties: true })),
+    ),
     max_tokens: Type.Optional(nullable(Type.Integer({ minimum: 1 }))),
     max_completion_tokens: Type.Optional(nullable(Type.Integer({ minimum: 1 }))),
     n: Type.Optional(nullable(Type.Integer({ minimum: 1, maximum: 1 }))),

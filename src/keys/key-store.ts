@@ -16,17 +16,7 @@ export function normalizeKeyName(name: unknown): string | null {
   return trimmed.length > 0 && trimmed.length <= MAX_KEY_NAME ? trimmed : null;
 }
 
-const publicColumns = [
-  'id',
-  'account_id',
-  'name',
-  'preview',
-  'mode',
-  'created_at',
-  'last_used_at',
-  'revoked_at',
-  'expires_at',
-] as const;
+const publicColumns = ['id', 'account_id', 'name', 'preview', 'mode', 'created_at', 'last_used_at', 'revoked_at', 'expires_at'] as const;
 
 export async function createKey(
   db: Db,
@@ -68,15 +58,8 @@ export function getKey(db: Db, keyId: string): Promise<PublicKey | undefined> {
  * Revokes a key; idempotent. `accountId` scopes the change (the dashboard passes the signed-in
  * account, so nobody can revoke another account's key). Returns the key, or undefined.
  */
-export async function revokeKey(
-  db: Db,
-  input: { keyId: string; now: number; accountId?: string },
-): Promise<PublicKey | undefined> {
-  let q = db
-    .updateTable('api_keys')
-    .set({ revoked_at: input.now })
-    .where('id', '=', input.keyId)
-    .where('revoked_at', 'is', null);
+export async function revokeKey(db: Db, input: { keyId: string; now: number; accountId?: string }): Promise<PublicKey | undefined> {
+  let q = db.updateTable('api_keys').set({ revoked_at: input.now }).where('id', '=', input.keyId).where('revoked_at', 'is', null);
   if (input.accountId) q = q.where('account_id', '=', input.accountId);
   await q.execute();
   const key = await getKey(db, input.keyId);

@@ -31,6 +31,13 @@ export async function createTestDatabase(kind: DatabaseKind): Promise<TestDataba
     async drop() {
       const c = new pg.Client({ connectionString: PG_ADMIN_URL });
       await c.connect();
+      // pg's pool.end() resolves before its sockets are closed; forcing the drop at once would
+      // kill connections that are already on their way out. Wait for them, then insist.
+      for (let i = 0; i < 50; i++) {
+        const { rows } = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+        if (rows[0].n === 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },

@@ -58,7 +58,10 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
     app,
     queries,
     async newAccount(o = {}) {
-      const a = await createAccount(deps.db, { email: o.email ?? `dev${++emails}-${Math.random().toString(36).slice(2, 8)}@example.com`, now: Date.now() });
+      const a = await createAccount(deps.db, {
+        email: o.email ?? `dev${++emails}-${Math.random().toString(36).slice(2, 8)}@example.com`,
+        now: Date.now(),
+      });
       if (o.cents) await h.grant(a.id, o.cents);
       return { id: a.id, email: a.email };
     },
@@ -70,7 +73,11 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
       return { id: k.id, key: k.key };
     },
     async balanceMicros(accountId) {
-      const a = await deps.db.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId).executeTakeFirstOrThrow();
+      const a = await deps.db
+        .selectFrom('accounts')
+        .select(['balance_micros', 'held_micros'])
+        .where('id', '=', accountId)
+        .executeTakeFirstOrThrow();
       return { balance: a.balance_micros, held: a.held_micros };
     },
     verify: () => verifyLedger(deps.db),

@@ -32,7 +32,9 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error' } }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { message: 'not found', type: 'invalid_request_error' } }));
       return;
     }
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
@@ -55,7 +57,16 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     if (errorStatus) {
       const status = Number(errorStatus[1]);
       res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '7' } : {}) });
-      res.end(JSON.stringify({ error: { message: `mock upstream says ${status}`, type: status < 500 ? 'invalid_request_error' : 'server_error', param: status === 400 ? 'temperature' : null, code: status === 400 ? 'mock_bad_param' : null } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            message: `mock upstream says ${status}`,
+            type: status < 500 ? 'invalid_request_error' : 'server_error',
+            param: status === 400 ? 'temperature' : null,
+            code: status === 400 ? 'mock_bad_param' : null,
+          },
+        }),
+      );
       return;
     }
     if (said.includes('mock:stall')) return; // never answer
@@ -66,7 +77,13 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
         JSON.stringify({
           ...base,
           object: 'chat.completion',
-          choices: [{ index: 0, message: { role: 'assistant', content: words.join('') }, finish_reason: words.length < WORDS.length ? 'length' : 'stop' }],
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: words.join('') },
+              finish_reason: words.length < WORDS.length ? 'length' : 'stop',
+            },
+          ],
           ...(said.includes('mock:no-usage') ? {} : { usage }),
         }),
       );
@@ -74,7 +91,11 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
-    const chunk = (delta: Record<string, unknown>, finish: string | null) => ({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] });
+    const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
+      ...base,
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    });
     const slow = said.includes('mock:slow');
     const cut = said.includes('mock:cut');
     const stream = slow ? Array.from({ length: 20 }, (_, i) => ` w${i}`) : words;

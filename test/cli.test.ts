@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { testDatabaseKinds } from './support/databases.ts';
+import { type Harness, startHarness } from './support/harness.ts';
+
+const BIN = fileURLToPath(new URL('../bin/bizora.js', import.meta.url));
+const run = promisify(execFile);
+
+for (const kind of testDatabaseKinds()) {
+  describe(`the bizora CLI (${kind})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness(kind);
+    });
+    after(() => h.close());
+
+    async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+      try {
+        const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+          env: { ...process.env, BIZORA_DATABASE_URL: h.databaseUrl },
+        });
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    }
+    const json = async <T>(...args: string[]): Promise<T> => {
+      const r = await cli(...args, '--json');
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as T;
+    };
+
+    test('creates an account, grants credit, creates a key that works and revokes it at once', async () => {
+      const acct = await json<{ id: string; email: string }>('accounts', 'create', '--email', 'Cli@Example.com', '--name', 'CLI user');
+      assert.match(acct.id, /^acct_/);
+      assert.equal(acct.email, 'cli@example.com');
+
+      const grant = await json<{ balance_cents: number }>(
+        'credits',
+        'grant',
+        '--account',
+        'cli@example.com',
+        '--cents',
+        '250',
+        '--reason',
+        'welcome',
+      );
+      assert.equal(grant.balance_cents, 250);
+
+      const key = await json<{ id: string; key: string; name: string; preview: string }>(
+        'keys',
+        'create',
+        '--account',
+        acct.id,
+        '--name',
+        'ci',
+      );
+      assert.deepEqual(Object.keys(key).sort(), ['id', 'key', 'name', 'preview']);
+      assert.match(key.key, /^sk_live_/);
+      assert.equal(key.preview, `${key.key.slice(0, 12)}…${key.key.slice(-4)}`);
+
+      const chat = (k: string) =>
+        fetch(`${h.baseURL}/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+      assert.equal((await chat(key.key)).status, 200);
+
+      const list = await json<Array<{ id: string; preview: string; status: string; name: string }>>('keys', 'list', '--account', acct.id);
+      assert.equal(list.length, 1);
+      assert.equal(list[0]?.status, 'active');
+      assert.ok(!JSON.stringify(list).includes(key.key), 'the full key is shown only once');
+
+      const human = await cli('keys', 'revoke', key.id);
+      assert.equal(human.code, 0);
+      assert.match(human.stdout, /revoked/);
+      // Revoked from another process: the running server refuses the very next request.
+      assert.equal((await chat(key.key)).status, 401);
+      assert.equal((await json<Array<{ status: string }>>('keys', 'list', '--account', acct.id))[0]?.status, 'revoked');
+
+      const test = await json<{ key: string }>('keys', 'create', '--account', acct.id, '--name', 'sandbox', '--test');
+      assert.match(test.key, /^sk_test_/);
+
+      const balance = await json<{ balance_cents: number; available_cents: number }>('balance', '--account', acct.id);
+      assert.ok(balance.balance_cents < 250 && balance.balance_cents >= 249);
+      const verify = await json<{ ok: boolean }>('ledger', 'verify');
+      assert.equal(verify.ok, true);
+    });
+
+    test('prints the key once in human output too', async () => {
+      await cli('accounts', 'create', '--email', 'human@example.com');
+      const r = await cli('keys', 'create', '--account', 'human@example.com', '--name', 'laptop');
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^sk_live_[0-9A-Za-z]{39}$/m);
+      assert.match(r.stdout, /not be shown again/);
+    });
+
+    test('bad arguments get a one-line error and a non-zero exit', async () => {
+      const cases: string[][] = [
+        ['accounts', 'create'],
+        ['accounts', 'create', '--email', 'not-an-email'],
+        ['credits', 'grant', '--account', 'human@example.com', '--cents', '-5'],
+        ['credits', 'grant', '--account', 'nobody@example.com', '--cents', '5'],
+        ['keys', 'create', '--account', 'human@example.com', '--name', '   '],
+        ['keys', 'revoke', 'key_doesnotexist'],
+        ['balance', '--account', 'acct_missing'],
+        ['frobnicate'],
+      ];
+      for (const args of cases) {
+        const r = await cli(...args);
+        assert.notEqual(r.code, 0, args.join(' '));
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
+      }
+    });
+
+    test('ledger verify exits non-zero when the books do not balance', async () => {
+      const acct = await h.newAccount({ cents: 10 });
+      await h.deps.db.updateTable('accounts').set({ balance_micros: 999_999 }).where('id', '=', acct.id).execute();
+      const r = await cli('ledger', 'verify');
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, new RegExp(acct.id));
+      await h.deps.db.updateTable('accounts').set({ balance_micros: 100_000 }).where('id', '=', acct.id).execute();
+      assert.equal((await cli('ledger', 'verify')).code, 0);
+    });
+  });
+}

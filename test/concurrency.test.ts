@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { grantCredit, inTx } from '../src/billing/ledger.ts';
+import { costMicros } from '../src/billing/pricing.ts';
+import { countPromptTokens } from '../src/lib/tokens.ts';
+import { testDatabaseKinds } from './support/databases.ts';
+import { type Harness, startHarness, testModel } from './support/harness.ts';
+
+const K = 7;
+const N = 50;
+const MAX_TOKENS = 5;
+const model = testModel();
+const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Count the ways a balance could go below zero.' }];
+
+for (const kind of testDatabaseKinds()) {
+  describe(`concurrent requests against one balance (${kind})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness(kind, { models: [model] });
+    });
+    after(() => h.close());
+
+    test(`a balance that affords exactly ${K} requests: ${N} at once -> ${K} succeed, the rest get 402`, async () => {
+      // The simulator answers more than MAX_TOKENS tokens, so every request is cut at exactly
+      // MAX_TOKENS and its actual cost equals its hold: the balance affords exactly K, whatever
+      // the order in which requests settle.
+      const perRequest = costMicros(model.price, countPromptTokens({ messages }), MAX_TOKENS);
+      const account = await h.newAccount();
+      await inTx(h.deps.db, (tx) => grantCredit(tx, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
+      const { key } = await h.newKey(account.id);
+      const client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
+
+      let lowest = Number.POSITIVE_INFINITY;
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const b = await h.balanceMicros(account.id);
+          lowest = Math.min(lowest, b.balance - b.held);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+
+      const started = performance.now();
+      const results = await Promise.allSettled(
+        Array.from({ length: N }, async (_, i) => {
+          if (i % 2 === 0) return client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS });
+          const stream = await client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS, stream: true });
+          for await (const _chunk of stream) {
+            // drain
+          }
+          return stream;
+        }),
+      );
+      const ms = performance.now() - started;
+      watching = false;
+      await watcher;
+
+      const ok = results.filter((r) => r.status === 'fulfilled').length;
+      const refused = results.filter(
+        (r) => r.status === 'rejected' && r.reason instanceof OpenAI.APIError && r.reason.status === 402,
+      ).length;
+      console.log(
+        `# ${kind}: ${N} concurrent requests, balance for ${K}: ${ok} succeeded, ${refused} got 402, lowest available ${lowest} micro-USD, ${ms.toFixed(0)} ms`,
+      );
+      assert.equal(ok, K);
+      assert.equal(refused, N - K);
+      assert.ok(lowest >= 0);
+      assert.deepEqual(await h.balanceMicros(account.id), { balance: 0, held: 0 });
+      const charges = await h.deps.db
+        .selectFrom('ledger_entries')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('account_id', '=', account.id)
+        .where('kind', '=', 'usage')
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(charges.n), K);
+      const report = await h.verify();
+      assert.deepEqual(report.problems, []);
+    });
+  });
+}
