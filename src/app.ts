@@ -68,13 +68,19 @@ class OneLinePerRequest extends LogController {
   }
 }
 
-export async function buildApp(deps: Deps, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+export type AppOptions = {
+  /** Where log lines go (stdout when absent); tests pass a stream to read them. */
+  logStream?: NodeJS.WritableStream;
+};
+
+export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger:
-      opts.logger === false || deps.config.logLevel === 'silent'
+      deps.config.logLevel === 'silent'
         ? false
         : {
             level: deps.config.logLevel,
+            ...(opts.logStream ? { stream: opts.logStream } : {}),
             // Secrets never reach a log line, even at debug level.
             redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'],
           },

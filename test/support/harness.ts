@@ -33,6 +33,7 @@ export type HarnessOptions = {
   env?: Record<string, string>;
   models?: ModelConfig[];
   clock?: Clock;
+  logStream?: NodeJS.WritableStream;
 };
 
 export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}): Promise<Harness> {
@@ -42,7 +43,7 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
   const queries = { count: 0 };
   const db = openDatabase(database.url, { onQuery: () => queries.count++ });
   const deps = await createDeps(config, { database: db, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const app = await buildApp(deps);
+  const app = await buildApp(deps, opts.logStream ? { logStream: opts.logStream } : {});
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no address');
