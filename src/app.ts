@@ -3,6 +3,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Deps } from './deps.ts';
 import { ApiError } from './errors.ts';
+import { dashboardApiPlugin } from './dashboard/plugin.ts';
 import { v1Plugin } from './gateway/v1-plugin.ts';
 import { newId } from './lib/ids.ts';
 
@@ -46,6 +47,7 @@ export function toApiError(err: FastifyError | Error): ApiError | null {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('unsupported_media_type');
   }
+  if (fe.code?.startsWith('FST_CSRF')) return new ApiError('csrf_invalid');
   if (err instanceof SyntaxError && fe.statusCode === 400) return new ApiError('invalid_json', { param: null });
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new ApiError('invalid_request', { status: fe.statusCode, message: 'The request could not be read.' });
@@ -110,6 +112,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
   });
 
   await app.register(v1Plugin, { prefix: '/v1', deps });
+  await app.register(dashboardApiPlugin, { prefix: '/dashboard/api', deps });
   app.get('/healthz', async () => ({ status: 'ok' }));
   return app;
 }

@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   BIZORA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BIZORA_SIGNUP_CREDIT_CENTS: z.coerce.number().int().min(0).default(0),
   BIZORA_PUBLIC_URL: z.url().optional(),
+  BIZORA_COOKIE_SECURE: z.enum(['true', 'false', 'auto']).default('auto'),
+  BIZORA_SESSION_DAYS: positiveInt.default(30),
 });
 
 /** Price of a model in integer micro-USD. */
@@ -70,6 +72,9 @@ export type Config = Readonly<{
   logLevel: z.infer<typeof EnvSchema>['BIZORA_LOG_LEVEL'];
   signupCreditCents: number;
   publicUrl: string | undefined;
+  /** Secure cookies: on when the public URL is https (auto), or as set. */
+  cookieSecure: boolean;
+  sessionTtlMs: number;
   models: readonly ModelConfig[];
 }>;
 
@@ -151,6 +156,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.BIZORA_LOG_LEVEL,
     signupCreditCents: env.BIZORA_SIGNUP_CREDIT_CENTS,
     publicUrl: env.BIZORA_PUBLIC_URL,
+    cookieSecure: env.BIZORA_COOKIE_SECURE === 'auto' ? !!env.BIZORA_PUBLIC_URL?.startsWith('https:') : env.BIZORA_COOKIE_SECURE === 'true',
+    sessionTtlMs: env.BIZORA_SESSION_DAYS * 24 * 3600 * 1000,
     models: Object.freeze(modelsFromEnv(env).map((m) => Object.freeze(m))),
   });
 }

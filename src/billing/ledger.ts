@@ -5,7 +5,7 @@
 // a transaction. Expected outcomes (insufficient balance, hold already closed) are values.
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db/connection.ts';
-import type { Hold, NewUsageRecord } from '../db/schema.ts';
+import type { Hold, LedgerKind, NewUsageRecord } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import { insertUsage } from '../usage/usage-store.ts';
 
@@ -15,11 +15,12 @@ async function addEntry(
   tx: Tx,
   e: {
     accountId: string;
-    kind: 'grant' | 'usage' | 'adjustment';
+    kind: LedgerKind;
     amount: number;
     balanceAfter: number;
     requestId?: string | null;
     reason?: string | null;
+    holdMicros?: number | null;
     now: number;
   },
 ): Promise<void> {
@@ -33,6 +34,7 @@ async function addEntry(
       balance_after_micros: e.balanceAfter,
       request_id: e.requestId ?? null,
       reason: e.reason ?? null,
+      hold_micros: e.holdMicros ?? null,
       created_at: e.now,
     })
     .execute();
@@ -161,6 +163,18 @@ export async function settle(
       amount: -charge,
       balanceAfter,
       requestId: hold.request_id,
+      holdMicros: hold.amount_micros,
+      now: input.now,
+    });
+  } else if (holdWasOpen && balanceAfter !== undefined) {
+    await addEntry(tx, {
+      accountId: hold.account_id,
+      kind: 'release',
+      amount: 0,
+      balanceAfter,
+      requestId: hold.request_id,
+      reason: 'request not billed',
+      holdMicros: hold.amount_micros,
       now: input.now,
     });
   }
@@ -172,7 +186,7 @@ export async function settle(
 export async function expireHolds(db: Db, now: number, batch = 200): Promise<number> {
   const due = await db
     .selectFrom('holds')
-    .select(['id', 'account_id', 'amount_micros'])
+    .select(['id', 'account_id', 'request_id', 'amount_micros'])
     .where('status', '=', 'open')
     .where('expires_at', '<=', now)
     .limit(batch)
@@ -187,11 +201,22 @@ export async function expireHolds(db: Db, now: number, batch = 200): Promise<num
         .where('status', '=', 'open')
         .executeTakeFirst();
       if (r.numUpdatedRows !== 1n) return;
-      await tx
+      const row = await tx
         .updateTable('accounts')
         .set((eb) => ({ held_micros: eb('held_micros', '-', h.amount_micros) }))
         .where('id', '=', h.account_id)
-        .execute();
+        .returning('balance_micros')
+        .executeTakeFirstOrThrow();
+      await addEntry(tx, {
+        accountId: h.account_id,
+        kind: 'release',
+        amount: 0,
+        balanceAfter: row.balance_micros,
+        requestId: h.request_id,
+        reason: 'hold expired',
+        holdMicros: h.amount_micros,
+        now,
+      });
       expired++;
     });
   }

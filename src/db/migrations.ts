@@ -90,8 +90,34 @@ const m001: Migration = {
   },
 };
 
+const m002: Migration = {
+  async up(db: Kysely<unknown>) {
+    // Dashboard sessions; the cookie holds a random token, the table only its SHA-256.
+    await db.schema
+      .createTable('sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('account_id', 'text', (c) => c.notNull().references('accounts.id'))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('sessions_account').on('sessions').column('account_id').execute();
+    // The ledger shows holds too: a usage charge records what was held, and a hold released
+    // without a charge (backend failure, expiry) is a zero-amount 'release' entry.
+    await db.schema.alterTable('ledger_entries').addColumn('hold_micros', 'bigint').execute();
+    await db.schema.dropIndex('ledger_one_charge_per_request').execute();
+    await db.schema
+      .createIndex('ledger_one_charge_per_request')
+      .on('ledger_entries')
+      .column('request_id')
+      .unique()
+      .where(sql.ref('kind'), '=', 'usage')
+      .execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '001_core': m001,
+  '002_dashboard': m002,
 };
 
 /** Applies pending migrations; returns the names applied. Throws with the failing migration. */

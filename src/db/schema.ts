@@ -41,7 +41,7 @@ export interface HoldsTable {
   closed_at: number | null;
 }
 
-export type LedgerKind = 'grant' | 'usage' | 'adjustment';
+export type LedgerKind = 'grant' | 'usage' | 'release' | 'adjustment';
 
 export interface LedgerEntriesTable {
   id: string;
@@ -52,7 +52,17 @@ export interface LedgerEntriesTable {
   balance_after_micros: number;
   request_id: string | null;
   reason: string | null;
+  /** For usage and release entries: the amount that had been held for the request. */
+  hold_micros: number | null;
   created_at: number;
+}
+
+export interface SessionsTable {
+  /** Hex SHA-256 of the session token in the cookie. */
+  id: string;
+  account_id: string;
+  created_at: number;
+  expires_at: number;
 }
 
 export type UsageStatus = 'succeeded' | 'failed' | 'cancelled';
@@ -85,6 +95,7 @@ export interface DB {
   holds: HoldsTable;
   ledger_entries: LedgerEntriesTable;
   usage_records: UsageRecordsTable;
+  sessions: SessionsTable;
 }
 
 export type Account = Selectable<AccountsTable>;

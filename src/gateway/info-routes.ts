@@ -6,6 +6,7 @@ import type { ModelConfig } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
+import { generationView } from '../usage/generation-view.ts';
 import { findUsage } from '../usage/usage-store.ts';
 import { GenerationQuery, ModelParams } from './schemas.ts';
 
@@ -77,28 +78,6 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
     const auth = authOf(request);
     const u = await findUsage(deps.db, auth.account.id, id);
     if (!u) throw new ApiError('generation_not_found', { param: 'id' });
-    return {
-      object: 'generation',
-      id: u.completion_id,
-      request_id: u.id,
-      created: seconds(u.created_at),
-      model: u.model,
-      backend: u.backend,
-      mode: u.mode,
-      key_id: u.key_id,
-      stream: u.stream === 1,
-      status: u.status,
-      http_status: u.http_status,
-      finish_reason: u.finish_reason,
-      error_code: u.error_code,
-      latency_ms: u.latency_ms,
-      usage: {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        total_tokens: u.prompt_tokens + u.completion_tokens,
-        cost_cents: exactCents(u.cost_micros),
-        cost_micros: u.cost_micros,
-      },
-    };
+    return generationView(u);
   });
 }

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { testDatabaseKinds } from './support/databases.ts';
+import { DashboardClient } from './support/dashboard-client.ts';
+import { type Harness, startHarness } from './support/harness.ts';
+
+for (const kind of testDatabaseKinds()) {
+  describe(`dashboard API (${kind})`, () => {
+    let h: Harness;
+    let alice: DashboardClient;
+    before(async () => {
+      h = await startHarness(kind, { env: { BIZORA_SIGNUP_CREDIT_CENTS: '500' } });
+      alice = new DashboardClient(h.url);
+    });
+    after(() => h.close());
+
+    test('the first user to sign up is the administrator and starts with the sign-up credit', async () => {
+      const account = await alice.signUp('alice@example.com');
+      assert.equal(account.role, 'admin');
+      assert.equal(account.balance_cents, 500);
+      const bob = new DashboardClient(h.url);
+      assert.equal((await bob.signUp('bob@example.com')).role, 'member');
+    });
+
+    test('the session cookie is httpOnly and SameSite', async () => {
+      const c = new DashboardClient(h.url);
+      await c.start();
+      const r = await c.call('POST', '/signup', { email: 'cookie@example.com', password: 'long enough pw' });
+      const cookie = r.headers.getSetCookie().find((s) => s.startsWith('bizora_session='));
+      assert.ok(cookie);
+      assert.match(cookie, /HttpOnly/i);
+      assert.match(cookie, /SameSite=Lax/i);
+      assert.doesNotMatch(JSON.stringify(r.body), /password|hash/i);
+    });
+
+    test('state-changing requests without the CSRF token are refused', async () => {
+      const r = await alice.call('POST', '/keys', { name: 'no csrf' }, { csrf: false });
+      assert.equal(r.status, 403);
+      assert.equal(r.body.error.code, 'csrf_invalid');
+      const fresh = new DashboardClient(h.url);
+      const s = await fresh.call('POST', '/signin', { email: 'alice@example.com', password: 'correct horse battery' });
+      assert.equal(s.status, 403);
+    });
+
+    test('a wrong password gets a generic message, the same as an unknown email', async () => {
+      const c = new DashboardClient(h.url);
+      await c.start();
+      const wrong = await c.call('POST', '/signin', { email: 'alice@example.com', password: 'nope nope nope' });
+      const unknown = await c.call('POST', '/signin', { email: 'nobody@example.com', password: 'nope nope nope' });
+      assert.equal(wrong.status, 401);
+      assert.deepEqual(wrong.body, unknown.body);
+      assert.equal(wrong.body.error.message, 'The email or password is incorrect.');
+    });
+
+    test('repeated failures are slowed down, then refused for a while', async () => {
+      const c = new DashboardClient(h.url);
+      await c.start();
+      const times: number[] = [];
+      let last = 0;
+      for (let i = 0; i < 11; i++) {
+        const t = performance.now();
+        const r = await c.call('POST', '/signin', { email: 'victim@example.com', password: `guess-${i}-xxxx` }, { headers: { 'x-forwarded-for': '10.0.0.9' } });
+        times.push(performance.now() - t);
+        last = r.status;
+      }
+      assert.ok((times[6] ?? 0) > (times[0] ?? 0) + 400, `later attempts wait longer: ${times.map((x) => x.toFixed(0)).join(', ')}`);
+      assert.equal(last, 429);
+    });
+
+    test('an API key is not accepted by the dashboard API, and a session cookie is not accepted by /v1', async () => {
+      const me = await alice.call('GET', '/me');
+      const { key } = await h.newKey(me.body.account.id);
+      const r = await fetch(`${h.url}/dashboard/api/keys`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(r.status, 401);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'not_signed_in');
+      const v1 = await fetch(`${h.baseURL}/models`, { headers: { cookie: alice.cookieHeader() } });
+      assert.equal(v1.status, 401);
+    });
+
+    test('keys: create shows the full key once, the list never does, revoke works on the next API call', async () => {
+      const created = await alice.call('POST', '/keys', { name: '  ci  ' });
+      assert.equal(created.status, 201);
+      assert.equal(created.body.name, 'ci');
+      assert.match(created.body.key, /^sk_live_/);
+      const chat = () =>
+        fetch(`${h.baseURL}/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${created.body.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+      assert.equal((await chat()).status, 200);
+      const list = await alice.call('GET', '/keys');
+      assert.ok(!JSON.stringify(list.body).includes(created.body.key));
+      const row = list.body.data.find((k: { id: string }) => k.id === created.body.id);
+      assert.equal(row.status, 'active');
+      assert.ok(row.last_used_at !== null);
+      const revoked = await alice.call('POST', `/keys/${created.body.id}/revoke`);
+      assert.equal(revoked.body.status, 'revoked');
+      assert.equal((await chat()).status, 401);
+      const after = await alice.call('GET', '/keys');
+      assert.equal(after.body.data.find((k: { id: string }) => k.id === created.body.id).status, 'revoked');
+    });
+
+    test('a key needs a descriptive name', async () => {
+      const r = await alice.call('POST', '/keys', { name: '   ' });
+      assert.equal(r.status, 400);
+      assert.equal(r.body.error.param, 'name');
+    });
+
+    test("an account can never see or revoke another account's keys", async () => {
+      const mallory = new DashboardClient(h.url);
+      await mallory.signUp('mallory@example.com');
+      const aliceKeys = (await alice.call('GET', '/keys')).body.data as Array<{ id: string }>;
+      assert.ok(aliceKeys.length > 0);
+      assert.deepEqual((await mallory.call('GET', '/keys')).body.data, []);
+      const r = await mallory.call('POST', `/keys/${aliceKeys[0]?.id}/revoke`);
+      assert.equal(r.status, 404);
+    });
+
+    test('billing shows the balance and a paginated ledger; admins grant credit, members cannot', async () => {
+      const bob = new DashboardClient(h.url);
+      const bobAccount = await bob.signUp('bob2@example.com');
+      for (let i = 0; i < 3; i++) {
+        const g = await alice.call('POST', '/admin/grants', { account: 'bob2@example.com', cents: 100 + i, reason: `grant ${i}` });
+        assert.equal(g.status, 201);
+      }
+      const forbidden = await bob.call('POST', '/admin/grants', { account: bobAccount.id, cents: 1000 });
+      assert.equal(forbidden.status, 403);
+      const page1 = await bob.call('GET', '/billing?limit=2');
+      assert.equal(page1.body.account.balance_cents, 500 + 303);
+      assert.deepEqual(page1.body.entries.map((e: { reason: string }) => e.reason), ['grant 2', 'grant 1']);
+      const page2 = await bob.call('GET', `/billing?limit=2&before=${page1.body.next_before}`);
+      assert.deepEqual(page2.body.entries.map((e: { reason: string }) => e.reason), ['grant 0', 'Sign-up credit']);
+      assert.equal(page2.body.next_before, null);
+      const accounts = await alice.call('GET', '/admin/accounts');
+      assert.ok(accounts.body.data.some((a: { email: string }) => a.email === 'bob2@example.com'));
+      assert.equal((await bob.call('GET', '/admin/accounts')).status, 403);
+    });
+
+    test('usage shows requests, tokens and cost per day, filterable, and each request record', async () => {
+      const c = new DashboardClient(h.url);
+      const account = await c.signUp('usage@example.com');
+      const k1 = await c.call('POST', '/keys', { name: 'one' });
+      const k2 = await c.call('POST', '/keys', { name: 'two' });
+      const chat = (key: string) =>
+        fetch(`${h.baseURL}/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'count me' }] }),
+        });
+      await chat(k1.body.key);
+      await chat(k1.body.key);
+      const third = await chat(k2.body.key);
+      const requestId = third.headers.get('x-request-id');
+      const all = await c.call('GET', '/usage?days=7');
+      assert.equal(all.body.daily.length, 7);
+      const today = all.body.daily.at(-1);
+      assert.equal(today.requests, 3);
+      assert.ok(today.completion_tokens > 0 && today.cost_cents > 0);
+      const one = await c.call('GET', `/usage?days=7&key_id=${k1.body.id}`);
+      assert.equal(one.body.daily.at(-1).requests, 2);
+      assert.equal(one.body.recent.length, 2);
+      assert.equal(all.body.recent[0].request_id, requestId);
+      const g = await c.call('GET', `/generations/${requestId}`);
+      assert.equal(g.body.request_id, requestId);
+      assert.equal(g.body.status, 'succeeded');
+      assert.equal((await alice.call('GET', `/generations/${requestId}`)).status, 404);
+      assert.ok(account.id);
+    });
+
+    test('signing out ends the session', async () => {
+      const c = new DashboardClient(h.url);
+      await c.signUp('leaving@example.com');
+      assert.equal((await c.call('GET', '/me')).status, 200);
+      const cookie = c.cookieHeader();
+      await c.call('POST', '/signout');
+      const r = await fetch(`${h.url}/dashboard/api/me`, { headers: { cookie } });
+      assert.equal(r.status, 401);
+    });
+
+    test('the ledger verifies', async () => {
+      assert.deepEqual((await h.verify()).problems, []);
+    });
+  });
+}

@@ -1,0 +1,45 @@
+// A browser-like client of the dashboard API for HTTP tests: keeps cookies, sends the CSRF token.
+export class DashboardClient {
+  private cookies = new Map<string, string>();
+  csrf = '';
+
+  constructor(private readonly url: string) {}
+
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  rawCookies(): Map<string, string> {
+    return this.cookies;
+  }
+
+  async call(method: string, path: string, body?: unknown, opts: { csrf?: boolean; headers?: Record<string, string> } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (this.cookies.size) headers.cookie = this.cookieHeader();
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.csrf !== false && this.csrf) headers['x-csrf-token'] = this.csrf;
+    const res = await fetch(`${this.url}/dashboard/api${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const [k, ...v] = (pair ?? '').split('=');
+      if (!k) continue;
+      const value = v.join('=');
+      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(c)) this.cookies.delete(k.trim());
+      else this.cookies.set(k.trim(), value);
+    }
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+  }
+
+  async start(): Promise<void> {
+    const r = await this.call('GET', '/session');
+    this.csrf = r.body.csrf_token;
+  }
+
+  async signUp(email: string, password = 'correct horse battery'): Promise<any> {
+    if (!this.csrf) await this.start();
+    const r = await this.call('POST', '/signup', { email, password });
+    if (r.status !== 201) throw new Error(`sign-up failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.account;
+  }
+}
