@@ -1,9 +1,10 @@
 // buildApp(deps): a pure factory. Registers the capability plugins and the one error handler;
 // opens no sockets and reads no environment (main.ts owns the process, tests own their deps).
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { dashboardApiPlugin } from './dashboard/plugin.ts';
+import { webAppPlugin } from './dashboard/web-app.ts';
 import type { Deps } from './deps.ts';
 import { ApiError } from './errors.ts';
-import { dashboardApiPlugin } from './dashboard/plugin.ts';
 import { v1Plugin } from './gateway/v1-plugin.ts';
 import { newId } from './lib/ids.ts';
 
@@ -113,6 +114,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
 
   await app.register(v1Plugin, { prefix: '/v1', deps });
   await app.register(dashboardApiPlugin, { prefix: '/dashboard/api', deps });
+  await app.register(webAppPlugin);
   app.get('/healthz', async () => ({ status: 'ok' }));
   return app;
 }

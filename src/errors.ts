@@ -36,7 +36,12 @@ export const CATALOGUE = Object.freeze({
   invalid_credentials: entry(401, 'authentication_error', 'The email or password is incorrect.', 'invalid_credentials'),
   insufficient_balance: entry(402, 'insufficient_balance', 'Your API balance is insufficient...', 'insufficient_balance'),
   permission_denied: entry(403, 'permission_error', 'This API key may not use this resource.', 'permission_denied'),
-  csrf_invalid: entry(403, 'permission_error', 'The form has expired or did not come from this dashboard. Reload the page and try again.', 'csrf_invalid'),
+  csrf_invalid: entry(
+    403,
+    'permission_error',
+    'The form has expired or did not come from this dashboard. Reload the page and try again.',
+    'csrf_invalid',
+  ),
   admin_only: entry(403, 'permission_error', 'Only administrators may do this.', 'admin_only'),
   route_not_found: entry(404, 'not_found_error', 'Unknown route.', 'route_not_found'),
   model_not_found: entry(404, 'not_found_error', 'The model does not exist or you do not have access to it.', 'model_not_found'),

@@ -2,6 +2,7 @@
 // graceful shutdown on SIGINT/SIGTERM (stop accepting, finish in-flight requests, flush).
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { ensureWebBuild } from './dashboard/web-app.ts';
 import { createDeps } from './deps.ts';
 
 export async function serve(): Promise<void> {
@@ -15,6 +16,7 @@ export async function serve(): Promise<void> {
     }
     throw err;
   }
+  await ensureWebBuild((msg) => console.log(msg));
   const deps = await createDeps(config);
   const app = await buildApp(deps);
   for (const line of deps.models.describe()) app.log.info(line);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { testDatabaseKinds } from './support/databases.ts';
 import { DashboardClient } from './support/dashboard-client.ts';
+import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
 for (const kind of testDatabaseKinds()) {
@@ -59,7 +59,12 @@ for (const kind of testDatabaseKinds()) {
       let last = 0;
       for (let i = 0; i < 11; i++) {
         const t = performance.now();
-        const r = await c.call('POST', '/signin', { email: 'victim@example.com', password: `guess-${i}-xxxx` }, { headers: { 'x-forwarded-for': '10.0.0.9' } });
+        const r = await c.call(
+          'POST',
+          '/signin',
+          { email: 'victim@example.com', password: `guess-${i}-xxxx` },
+          { headers: { 'x-forwarded-for': '10.0.0.9' } },
+        );
         times.push(performance.now() - t);
         last = r.status;
       }
@@ -128,9 +133,15 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(forbidden.status, 403);
       const page1 = await bob.call('GET', '/billing?limit=2');
       assert.equal(page1.body.account.balance_cents, 500 + 303);
-      assert.deepEqual(page1.body.entries.map((e: { reason: string }) => e.reason), ['grant 2', 'grant 1']);
+      assert.deepEqual(
+        page1.body.entries.map((e: { reason: string }) => e.reason),
+        ['grant 2', 'grant 1'],
+      );
       const page2 = await bob.call('GET', `/billing?limit=2&before=${page1.body.next_before}`);
-      assert.deepEqual(page2.body.entries.map((e: { reason: string }) => e.reason), ['grant 0', 'Sign-up credit']);
+      assert.deepEqual(
+        page2.body.entries.map((e: { reason: string }) => e.reason),
+        ['grant 0', 'Sign-up credit'],
+      );
       assert.equal(page2.body.next_before, null);
       const accounts = await alice.call('GET', '/admin/accounts');
       assert.ok(accounts.body.data.some((a: { email: string }) => a.email === 'bob2@example.com'));

@@ -36,6 +36,9 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
     account: request.account ? accountView(request.account) : null,
     csrf_token: reply.generateCsrf(),
     signup_credit_cents: deps.config.signupCreditCents,
+    // The base URL the Getting started examples show: the configured public URL, or the one
+    // this browser reached us at.
+    api_base_url: `${deps.config.publicUrl?.replace(/\/+$/, '') ?? `${request.protocol}://${request.host}`}/v1`,
   }));
 
   app.post('/signup', { schema: { body: Credentials } }, async (request, reply) => {
@@ -43,7 +46,10 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
     const email = normalizeEmail(body.email);
     if (!isEmail(email)) throw new ApiError('invalid_request', { param: 'email', message: 'Enter a valid email address.' });
     if (body.password.length < MIN_PASSWORD_LENGTH) {
-      throw new ApiError('invalid_request', { param: 'password', message: `Use a password of at least ${MIN_PASSWORD_LENGTH} characters.` });
+      throw new ApiError('invalid_request', {
+        param: 'password',
+        message: `Use a password of at least ${MIN_PASSWORD_LENGTH} characters.`,
+      });
     }
     if (await findAccount(deps.db, email)) throw new ApiError('email_taken');
     const passwordHash = await hashPassword(body.password);

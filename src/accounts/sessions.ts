@@ -10,7 +10,10 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
 
 export async function createSession(db: Db, accountId: string, now: number, ttlMs: number): Promise<string> {
   const token = randomBase62(43);
-  await db.insertInto('sessions').values({ id: hash(token), account_id: accountId, created_at: now, expires_at: now + ttlMs }).execute();
+  await db
+    .insertInto('sessions')
+    .values({ id: hash(token), account_id: accountId, created_at: now, expires_at: now + ttlMs })
+    .execute();
   return token;
 }
 
@@ -18,7 +21,15 @@ export function findSessionAccount(db: Db, token: string, now: number): Promise<
   return db
     .selectFrom('sessions')
     .innerJoin('accounts', 'accounts.id', 'sessions.account_id')
-    .select(['accounts.id', 'accounts.email', 'accounts.name', 'accounts.role', 'accounts.balance_micros', 'accounts.held_micros', 'accounts.created_at'])
+    .select([
+      'accounts.id',
+      'accounts.email',
+      'accounts.name',
+      'accounts.role',
+      'accounts.balance_micros',
+      'accounts.held_micros',
+      'accounts.created_at',
+    ])
     .where('sessions.id', '=', hash(token))
     .where('sessions.expires_at', '>', now)
     .executeTakeFirst();

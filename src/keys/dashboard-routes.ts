@@ -35,7 +35,11 @@ export function registerKeyRoutes(app: FastifyInstance, deps: Deps): void {
     const account = requireAccount(request);
     const body = request.body as Static<typeof CreateKey>;
     const name = normalizeKeyName(body.name);
-    if (!name) throw new ApiError('invalid_request', { param: 'name', message: `Give the key a descriptive name (1 to ${MAX_KEY_NAME} characters).` });
+    if (!name)
+      throw new ApiError('invalid_request', {
+        param: 'name',
+        message: `Give the key a descriptive name (1 to ${MAX_KEY_NAME} characters).`,
+      });
     const created = await createKey(deps.db, { accountId: account.id, name, mode: body.mode ?? 'live', now: deps.clock.now() });
     return reply.code(201).send({ ...keyView(created), key: created.key });
   });

@@ -13,12 +13,21 @@ export class DashboardClient {
     return this.cookies;
   }
 
-  async call(method: string, path: string, body?: unknown, opts: { csrf?: boolean; headers?: Record<string, string> } = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { csrf?: boolean; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: any; headers: Headers }> {
     const headers: Record<string, string> = { ...opts.headers };
     if (this.cookies.size) headers.cookie = this.cookieHeader();
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (opts.csrf !== false && this.csrf) headers['x-csrf-token'] = this.csrf;
-    const res = await fetch(`${this.url}/dashboard/api${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const res = await fetch(`${this.url}/dashboard/api${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const [k, ...v] = (pair ?? '').split('=');

@@ -1,0 +1,52 @@
+// The dashboard web app (web/, React + Vite): built into web/dist when the sources are newer
+// than the build, and served at / by the same server as the API.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
+const DIST = join(WEB_ROOT, 'dist');
+const INDEX = join(DIST, 'index.html');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'dist' || entry.name === 'node_modules') continue;
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+export const webBuildIsStale = (): boolean => !existsSync(INDEX) || statSync(INDEX).mtimeMs < newestSource(WEB_ROOT);
+
+/** Builds the web app if it is missing or older than its sources. Returns whether it built. */
+export async function ensureWebBuild(log: (msg: string) => void = () => {}): Promise<boolean> {
+  if (!webBuildIsStale()) return false;
+  log('building the dashboard (web/ -> web/dist)…');
+  const started = Date.now();
+  const { build } = await import('vite');
+  await build({ configFile: join(WEB_ROOT, 'vite.config.ts'), logLevel: 'warn' });
+  log(`dashboard built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return true;
+}
+
+export async function webAppPlugin(app: FastifyInstance): Promise<void> {
+  if (!existsSync(INDEX)) {
+    app.get('/', async (_request, reply) =>
+      reply.type('text/html').send('<!doctype html><p>The dashboard has not been built. Run <code>npm start</code>, which builds it.</p>'),
+    );
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root: DIST,
+    // One route per built file (no catch-all): unknown paths stay JSON 404s.
+    wildcard: false,
+    setHeaders(res, path) {
+      // Vite puts a content hash in asset names, so they never change; index.html always may.
+      res.header('cache-control', path.includes(`${join('dist', 'assets')}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  });
+}

@@ -1,0 +1,173 @@
+// The dashboard in a real browser (Debian's Chromium driven by playwright-core), against the
+// real server: the seed page's steps, word for word, then the API call that proves them.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { ensureWebBuild } from '../src/dashboard/web-app.ts';
+import { type Harness, startHarness } from './support/harness.ts';
+
+const CHROMIUM = process.env.BIZORA_CHROMIUM ?? '/usr/bin/chromium';
+const OUTPUT = new URL('../test-output/', import.meta.url).pathname;
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  if (process.env.CI === 'true')
+    throw new Error(`Chromium is missing at ${CHROMIUM}; under CI=true the browser suite must run (.ci/run installs it).`);
+  console.log(`# Chromium not found at ${CHROMIUM} (apt-get install chromium): skipping the browser suite.`);
+}
+
+describe('the developer dashboard in a browser', { skip: !haveChromium }, () => {
+  let h: Harness;
+  let browser: Browser;
+  before(async () => {
+    await ensureWebBuild();
+    h = await startHarness('sqlite', { env: { BIZORA_SIGNUP_CREDIT_CENTS: '500' } });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
+    });
+    mkdirSync(OUTPUT, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  const chat = (key: string) =>
+    fetch(`${h.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'Hello from the browser test' }] }),
+    });
+
+  async function signUp(page: Page, email: string): Promise<void> {
+    await page.goto(h.url);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill('a long enough password');
+    await page.getByRole('button', { name: 'Sign up' }).click();
+    await page.getByRole('heading', { name: 'API Keys' }).waitFor();
+  }
+
+  test('sign up, create a key named "ci", use it, revoke it, and see it refused', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: h.url });
+    const page = await context.newPage();
+    await signUp(page, 'first@example.com');
+
+    // Developers -> API Keys, with exactly those labels.
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByText('Developers', { exact: true }).waitFor();
+    await nav.getByRole('link', { name: 'API Keys' }).click();
+
+    await page.getByRole('button', { name: 'Create New Key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create New Key' });
+    await create.getByRole('button', { name: 'Create key' }).click();
+    assert.equal(
+      await create.getByLabel('Name').evaluate((el) => (el as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing),
+      true,
+      'a name is required',
+    );
+    await create.getByLabel('Name').fill('ci');
+    await create.getByRole('button', { name: 'Create key' }).click();
+
+    const shown = page.getByRole('dialog', { name: 'Your new API key' });
+    await shown.getByText('will not be shown again').waitFor();
+    const key = await shown.getByTestId('new-key').inputValue();
+    assert.match(key, /^sk_live_[0-9A-Za-z]{39}$/);
+    await shown.getByRole('button', { name: 'Copy' }).click();
+    await shown.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate('navigator.clipboard.readText()'), key);
+    await shown.getByRole('button', { name: 'Done' }).click();
+
+    const row = page.locator('tbody tr', { hasText: 'ci' });
+    await row.getByText('Active').waitFor();
+    assert.equal(await row.locator('code').innerText(), `${key.slice(0, 12)}…${key.slice(-4)}`);
+    assert.equal(await page.getByText(key).count(), 0, 'the full key is gone once the dialog closes');
+
+    assert.equal((await chat(key)).status, 200);
+    await page.reload();
+    await row.getByText('Active').waitFor();
+    assert.notEqual(await row.locator('td').nth(4).innerText(), 'Never', 'last used is shown');
+    await page.screenshot({ path: `${OUTPUT}api-keys.png` });
+
+    await row.getByRole('button', { name: 'Revoke Key' }).click();
+    const confirm = page.getByRole('dialog');
+    await confirm.getByText('cannot be undone').waitFor();
+    await confirm.getByRole('button', { name: 'Revoke Key' }).click();
+    await row.getByText('Revoked').waitFor();
+    assert.equal(await row.getByRole('button', { name: 'Revoke Key' }).count(), 0);
+
+    const refused = await chat(key);
+    assert.equal(refused.status, 401);
+    assert.equal(await refused.text(), '{"error":{"message":"Invalid API key","type":"authentication_error","code":null}}');
+    await context.close();
+  });
+
+  test('billing, usage and getting started show this account and this server', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await signUp(page, 'second@example.com');
+    await page.getByRole('button', { name: 'Create New Key' }).click();
+    await page.getByLabel('Name').fill('usage-test');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = await page.getByTestId('new-key').inputValue();
+    await page.getByRole('button', { name: 'Done' }).click();
+    const res = await chat(key);
+    const requestId = res.headers.get('x-request-id') as string;
+
+    await page.getByRole('link', { name: 'Billing' }).click();
+    await page.getByRole('heading', { name: 'Billing' }).waitFor();
+    await page.getByText('Sign-up credit').waitFor();
+    await page.getByText(`Request ${requestId}`).waitFor();
+    assert.match(await page.getByTestId('balance').innerText(), /^\$4\.99/);
+    await page.screenshot({ path: `${OUTPUT}billing.png` });
+
+    await page.getByRole('link', { name: 'Usage' }).click();
+    await page.locator('.recharts-surface').first().waitFor();
+    await page.locator('td', { hasText: 'usage-test' }).waitFor();
+    await page.screenshot({ path: `${OUTPUT}usage.png` });
+    const link = page.getByRole('link', { name: `${requestId.slice(0, 14)}…` });
+    await link.click();
+    await page.getByText(`GET /v1/generation?id=${requestId}`).waitFor();
+    await page.screenshot({ path: `${OUTPUT}usage-record.png` });
+
+    await page.getByRole('link', { name: 'Getting started' }).click();
+    assert.equal(await page.getByTestId('base-url').innerText(), `${h.url}/v1`);
+    await page.getByText('BIZORA_API_KEY=sk_live_YOUR_API_KEY').waitFor();
+    await page.getByText('Python (OpenAI SDK)').waitFor();
+    await context.close();
+  });
+
+  test("a second user cannot see the first user's keys", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signUp(page, 'third@example.com');
+    await page.getByText('No keys yet').waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 0);
+    await context.close();
+  });
+
+  test('signing out and back in, and a wrong password gets the generic message', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signUp(page, 'fourth@example.com');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByLabel('Email').fill('fourth@example.com');
+    await page.getByLabel('Password').fill('wrong password!');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('The email or password is incorrect.').waitFor();
+    await page.getByLabel('Password').fill('a long enough password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'API Keys' }).waitFor();
+    await context.close();
+  });
+});

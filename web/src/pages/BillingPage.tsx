@@ -1,0 +1,170 @@
+import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type Account, ApiFailure, api, type LedgerEntry } from '../api.ts';
+import { dollars, when } from '../format.ts';
+
+const KIND_LABEL: Record<LedgerEntry['kind'], string> = {
+  grant: 'Credit',
+  usage: 'Usage',
+  release: 'Hold released',
+  adjustment: 'Adjustment',
+};
+
+function describe(e: LedgerEntry): string {
+  if (e.kind === 'grant') return e.reason ?? 'Credit added';
+  if (e.kind === 'usage')
+    return `Request ${e.request_id ?? ''} · held ${dollars(e.held_cents ?? 0)}, released ${dollars(e.released_cents ?? 0)}`;
+  if (e.kind === 'release') return `Request ${e.request_id ?? ''} · ${e.reason ?? 'not billed'}, ${dollars(e.held_cents ?? 0)} released`;
+  return e.reason ?? '';
+}
+
+function GrantForm(props: { onGranted: () => void }) {
+  const [accounts, setAccounts] = useState<Account[]>([]);
+  const [target, setTarget] = useState('');
+  const [amount, setAmount] = useState('10.00');
+  const [reason, setReason] = useState('');
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  useEffect(() => {
+    api.accounts().then(
+      (r) => {
+        setAccounts(r.data);
+        setTarget((t) => t || r.data[0]?.email || '');
+      },
+      () => {},
+    );
+  }, []);
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    const cents = Math.round(Number(amount) * 100);
+    if (!Number.isFinite(cents) || cents <= 0) {
+      setMessage({ ok: false, text: 'Enter a positive amount in dollars.' });
+      return;
+    }
+    try {
+      const r = await api.grant(target, cents, reason);
+      setMessage({ ok: true, text: `Granted ${dollars(cents)} to ${target}. Their balance is now ${dollars(r.balance_cents)}.` });
+      setAccounts((await api.accounts()).data);
+      props.onGranted();
+    } catch (err) {
+      setMessage({ ok: false, text: err instanceof ApiFailure ? err.message : 'Could not grant credit.' });
+    }
+  }
+  return (
+    <form className="card grant" onSubmit={submit}>
+      <h2>Grant credit</h2>
+      <p className="muted small">Administrators only. The grant is added to the account's ledger.</p>
+      <div className="row">
+        <label>
+          Account
+          <select value={target} onChange={(e) => setTarget(e.target.value)}>
+            {accounts.map((a) => (
+              <option key={a.id} value={a.email}>
+                {a.email} ({dollars(a.balance_cents)})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Amount (USD)
+          <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} />
+        </label>
+        <label className="grow">
+          Reason
+          <input value={reason} placeholder="optional" onChange={(e) => setReason(e.target.value)} />
+        </label>
+        <button type="submit" className="primary">
+          Grant
+        </button>
+      </div>
+      {message ? <p className={message.ok ? 'success' : 'error'}>{message.text}</p> : null}
+    </form>
+  );
+}
+
+export function BillingPage(props: { account: Account; onChange: () => Promise<void> }) {
+  const [pages, setPages] = useState<string[]>([]);
+  const [data, setData] = useState<{ account: Account; entries: LedgerEntry[]; next_before: string | null } | null>(null);
+  const cursor = pages.at(-1);
+  const load = useCallback(() => {
+    api.billing(cursor).then(setData, () => {});
+  }, [cursor]);
+  useEffect(load, [load]);
+  const account = data?.account ?? props.account;
+
+  return (
+    <section>
+      <div className="page-head">
+        <div>
+          <h1>Billing</h1>
+          <p className="muted">
+            Requests are paid from this prepaid balance. Each request holds its worst-case cost until it finishes, then pays what it used.
+          </p>
+        </div>
+      </div>
+      <div className="stats">
+        <div className="card stat">
+          <span className="label">Balance</span>
+          <span className="value" data-testid="balance">
+            {dollars(account.balance_cents)}
+          </span>
+        </div>
+        <div className="card stat">
+          <span className="label">Available</span>
+          <span className="value">{dollars(account.available_cents)}</span>
+        </div>
+        <div className="card stat">
+          <span className="label">Held by requests in flight</span>
+          <span className="value">{dollars(account.held_cents)}</span>
+        </div>
+      </div>
+      {props.account.role === 'admin' ? (
+        <GrantForm
+          onGranted={() => {
+            load();
+            void props.onChange();
+          }}
+        />
+      ) : null}
+      <h2>Ledger</h2>
+      {data && data.entries.length === 0 ? (
+        <div className="empty card">No ledger entries yet.</div>
+      ) : (
+        <table className="table">
+          <thead>
+            <tr>
+              <th>Date</th>
+              <th>Type</th>
+              <th>Details</th>
+              <th className="right">Amount</th>
+              <th className="right">Balance after</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(data?.entries ?? []).map((e) => (
+              <tr key={e.id}>
+                <td>{when(e.created_at)}</td>
+                <td>
+                  <span className={`badge ${e.kind}`}>{KIND_LABEL[e.kind]}</span>
+                </td>
+                <td className="details">{describe(e)}</td>
+                <td className={`right mono ${e.amount_cents < 0 ? 'neg' : e.amount_cents > 0 ? 'pos' : ''}`}>{dollars(e.amount_cents)}</td>
+                <td className="right mono">{dollars(e.balance_after_cents)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <div className="pager">
+        <button type="button" disabled={pages.length === 0} onClick={() => setPages((p) => p.slice(0, -1))}>
+          ← Newer
+        </button>
+        <button
+          type="button"
+          disabled={!data?.next_before}
+          onClick={() => data?.next_before && setPages((p) => [...p, data.next_before as string])}
+        >
+          Older →
+        </button>
+      </div>
+    </section>
+  );
+}
