@@ -1,0 +1,378 @@
+// `npm run bench`: gateway overhead and throughput, honestly, with billing on.
+//
+// Starts on loopback a mock upstream, our server (one Node process, a live key, every request
+// authenticated, held, settled and recorded), a bare Node keep-alive forwarder and Portkey's
+// open-source gateway, all in front of the same mock; drives each in turn, interleaved, at 1 and
+// 32 connections, JSON and streaming; prints one table; then repeats ours on PostgreSQL. Finally
+// it checks its own honesty: every 200 it received is a succeeded usage record, and the ledger
+// verifies. `--smoke` runs a short version (part of npm test).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Client } from 'undici';
+import { createAccount } from '../src/accounts/account-store.ts';
+import { grantCredit, inTx, verifyLedger } from '../src/billing/ledger.ts';
+import { openDatabase } from '../src/db/connection.ts';
+import { migrateToLatest } from '../src/db/migrations.ts';
+import { createKey } from '../src/keys/key-store.ts';
+import { createTestDatabase, type TestDatabase } from '../test/support/databases.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    samples: { type: 'string' },
+    'no-portkey': { type: 'boolean', default: false },
+    'no-postgres': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+const SMOKE = args.smoke === true;
+const ROUNDS = Number(args.rounds ?? (SMOKE ? 1 : 3));
+const DURATION_S = Number(args.duration ?? (SMOKE ? 1 : 6));
+const SAMPLES = Number(args.samples ?? (SMOKE ? 50 : 1500));
+const ROOT = new URL('..', import.meta.url).pathname;
+const PG_URL = process.env.BIZORA_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+type Mode = 'json' | 'stream';
+type Target = {
+  name: string;
+  origin: string;
+  headers: Record<string, string>;
+  model: string;
+  proc?: ChildProcess;
+  /** x-request-id of every 200 received, for the honesty check. */
+  ids?: Set<string>;
+};
+type Row = { target: string; mode: Mode; conns: number; rps: number; p50: number; p90: number; p99: number; errors: number };
+
+const children: ChildProcess[] = [];
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function start(cmd: string[], env: Record<string, string>): ChildProcess {
+  const [exe, ...rest] = cmd;
+  const proc = spawn(exe as string, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  proc.on('exit', (code) => {
+    if (code && code !== 0 && !stopping) log(`${cmd.join(' ')} exited ${code}: ${err}`);
+  });
+  children.push(proc);
+  return proc;
+}
+
+async function waitFor(url: string, init?: RequestInit): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(url, init);
+      await r.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > end) throw new Error(`${url} did not come up`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+const body = (t: Target, mode: Mode) =>
+  JSON.stringify({
+    model: t.model,
+    messages: [{ role: 'user', content: 'Say hello to the benchmark.' }],
+    max_tokens: 16,
+    ...(mode === 'stream' ? { stream: true, stream_options: { include_usage: true } } : {}),
+  });
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+
+/** One connection, sequential requests, timed with hrtime: total time (JSON) or first byte (stream). */
+async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
+  const client = new Client(t.origin, { keepAliveTimeout: 60_000 });
+  const payload = body(t, mode);
+  const times: number[] = [];
+  let errors = 0;
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const res = await client.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: payload });
+    let first = 0n;
+    for await (const _chunk of res.body) if (!first) first = process.hrtime.bigint();
+    const end = process.hrtime.bigint();
+    if (res.statusCode !== 200) errors++;
+    else if (t.ids) t.ids.add(String(res.headers['x-request-id']));
+    times.push(Number((mode === 'stream' ? first || end : end) - t0) / 1e6);
+  }
+  const total = Number(process.hrtime.bigint() - started) / 1e9;
+  await client.close();
+  times.sort((a, b) => a - b);
+  return { target: t.name, mode, conns: 1, rps: n / total, p50: quantile(times, 0.5), p90: quantile(times, 0.9), p99: quantile(times, 0.99), errors };
+}
+
+/** 32 connections with autocannon for DURATION_S seconds. */
+async function loaded(t: Target, mode: Mode, connections: number): Promise<Row> {
+  const ids = t.ids;
+  const result = await autocannon({
+    url: t.origin,
+    connections,
+    duration: DURATION_S,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/chat/completions',
+        headers: { 'content-type': 'application/json', ...t.headers },
+        body: body(t, mode),
+        onResponse: (status, _body, _ctx, headers) => {
+          if (status === 200 && ids) ids.add(String(headers?.['x-request-id']));
+        },
+      },
+    ],
+  });
+  const errors = result.non2xx + result.errors + result.timeouts;
+  return { target: t.name, mode, conns: connections, rps: result.requests.average, p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, errors };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** Runs every scenario over the targets, interleaved round by round; returns median rows. */
+async function drive(targets: Target[]): Promise<Row[]> {
+  const runs = new Map<string, Row[]>();
+  const add = (r: Row) => {
+    const k = `${r.target}|${r.mode}|${r.conns}`;
+    runs.set(k, [...(runs.get(k) ?? []), r]);
+  };
+  for (const t of targets) for (const mode of ['json', 'stream'] as Mode[]) await sequential(t, mode, Math.min(200, SAMPLES)); // warm-up
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of ['json', 'stream'] as Mode[]) {
+      for (const t of targets) add(await sequential(t, mode, SAMPLES));
+      for (const t of targets) add(await loaded(t, mode, 32));
+    }
+    log(`  round ${round + 1}/${ROUNDS} done`);
+  }
+  return [...runs.values()].map((rs) => ({
+    ...(rs[0] as Row),
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50)),
+    p90: median(rs.map((r) => r.p90)),
+    p99: median(rs.map((r) => r.p99)),
+    errors: rs.reduce((s, r) => s + r.errors, 0),
+  }));
+}
+
+const peakRssMb = (pid: number | undefined): number => {
+  if (!pid) return Number.NaN;
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+};
+
+async function startOurs(databaseUrl: string, mockOrigin: string, name: string): Promise<Target> {
+  const database = openDatabase(databaseUrl);
+  await migrateToLatest(database.db);
+  const now = Date.now();
+  const account = await createAccount(database.db, { email: `bench-${now}@example.com`, now });
+  // A balance no benchmark can exhaust: $10 million.
+  await inTx(database.db, (tx) => grantCredit(tx, { accountId: account.id, micros: 10_000_000 * 1_000_000, reason: 'benchmark', now }));
+  const key = await createKey(database.db, { accountId: account.id, name: 'benchmark', mode: 'live', now });
+  await database.close();
+  const port = await freePort();
+  const flags = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
+  const proc = start([process.execPath, ...flags, 'bin/bizora.js', 'serve'], {
+    BIZORA_PORT: String(port),
+    BIZORA_DATABASE_URL: databaseUrl,
+    BIZORA_UPSTREAM_URL: `${mockOrigin}/v1`,
+    BIZORA_UPSTREAM_MODEL: 'bench-model',
+  });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitFor(`${origin}/healthz`);
+  return { name, origin, headers: { authorization: `Bearer ${key.key}` }, model: 'bizora', proc, ids: new Set() };
+}
+
+/** Every 200 we received is a succeeded usage record; the ledger verifies. */
+async function honesty(t: Target, databaseUrl: string): Promise<{ ok: boolean; line: string }> {
+  const database = openDatabase(databaseUrl);
+  const ids = [...(t.ids ?? [])];
+  let found = 0;
+  for (let i = 0; i < ids.length; i += 500) {
+    const batch = ids.slice(i, i + 500);
+    const r = await database.db
+      .selectFrom('usage_records')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('id', 'in', batch)
+      .where('status', '=', 'succeeded')
+      .where('cost_micros', '>', 0)
+      .executeTakeFirstOrThrow();
+    found += Number(r.n);
+  }
+  const report = await verifyLedger(database.db);
+  await database.close();
+  const ok = found === ids.length && report.ok && report.openHolds === 0;
+  return {
+    ok,
+    line: `${t.name}: ${ids.length} responses with 200, ${found} of them billed usage records; ledger ${report.ok ? 'verifies' : `BROKEN: ${report.problems.join('; ')}`}, ${report.openHolds} open holds`,
+  };
+}
+
+const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+function table(rows: Row[], directName: string, rss: Map<string, number>): string {
+  const direct = (mode: Mode, conns: number) => rows.find((r) => r.target === directName && r.mode === mode && r.conns === conns);
+  const lines = [
+    '| target | mode | conns | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | peak RSS MB | errors |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const conns of [1, 32]) {
+    for (const mode of ['json', 'stream'] as Mode[]) {
+      for (const r of rows.filter((x) => x.mode === mode && x.conns === conns)) {
+        const d = direct(mode, conns);
+        const added = r.target === directName || !d ? '' : fmt(r.p50 - d.p50, conns === 1 ? 3 : 1);
+        const dec = conns === 1 ? 3 : 0;
+        lines.push(
+          `| ${r.target} | ${mode}${mode === 'stream' && conns === 1 ? ' (TTFB)' : ''} | ${conns} | ${fmt(r.rps, 0)} | ${fmt(r.p50, dec)} | ${fmt(r.p90, dec)} | ${fmt(r.p99, dec)} | ${added} | ${rss.has(r.target) ? fmt(rss.get(r.target) as number, 0) : ''} | ${r.errors} |`,
+        );
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
+let stopping = false;
+function stopAll(): void {
+  stopping = true;
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+}
+process.on('exit', stopAll);
+process.on('SIGINT', () => process.exit(130));
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const scratch = mkdtempSync(join(tmpdir(), 'bizora-bench-'));
+  const mockPort = await freePort();
+  const mockOrigin = `http://127.0.0.1:${mockPort}`;
+  start([process.execPath, '--import', 'tsx', 'bench/mock-upstream.ts'], { PORT: String(mockPort) });
+  await waitFor(mockOrigin, { method: 'POST', body: '{}' });
+
+  const fwdPort = await freePort();
+  start([process.execPath, '--import', 'tsx', 'bench/bare-forwarder.ts'], { PORT: String(fwdPort), UPSTREAM: mockOrigin });
+  const forwarder: Target = { name: 'bare forwarder', origin: `http://127.0.0.1:${fwdPort}`, headers: {}, model: 'bench-model' };
+  await waitFor(`${forwarder.origin}/v1/chat/completions`, { method: 'POST', body: '{}' });
+
+  const direct: Target = { name: 'direct upstream', origin: mockOrigin, headers: {}, model: 'bench-model' };
+  const sqliteUrl = `sqlite:${join(scratch, 'bench.db')}`;
+  const ours = await startOurs(sqliteUrl, mockOrigin, 'bizora (SQLite)');
+  const targets: Target[] = [direct, forwarder, ours];
+
+  if (!args['no-portkey']) {
+    const pkPort = await freePort();
+    const pkProc = start([process.execPath, 'node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${pkPort}`, '--headless'], {});
+    const portkey: Target = {
+      name: 'portkey gateway',
+      origin: `http://127.0.0.1:${pkPort}`,
+      headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${mockOrigin}/v1`, authorization: 'Bearer sk-bench-unused' },
+      model: 'bench-model',
+      proc: pkProc,
+    };
+    await waitFor(`${portkey.origin}/`);
+    targets.push(portkey);
+  }
+
+  log(`benchmark: ${ROUNDS} round(s), ${DURATION_S} s per loaded run, ${SAMPLES} sequential samples; targets: ${targets.map((t) => t.name).join(', ')}`);
+  const rows = await drive(targets);
+  const rss = new Map<string, number>([[ours.name, peakRssMb(ours.proc?.pid)]]);
+  for (const t of targets) if (t.proc && t !== ours) rss.set(t.name, peakRssMb(t.proc.pid));
+  ours.proc?.kill('SIGTERM');
+  await new Promise((r) => ours.proc?.once('exit', r));
+  const checks = [await honesty(ours, sqliteUrl)];
+
+  let pgRows: Row[] = [];
+  let pgDb: TestDatabase | undefined;
+  if (!args['no-postgres']) {
+    try {
+      pgDb = await createTestDatabase('postgres');
+    } catch (err) {
+      log(`PostgreSQL not reachable at ${PG_URL} (${(err as Error).message}): skipping the PostgreSQL run`);
+    }
+  }
+  if (pgDb) {
+    const oursPg = await startOurs(pgDb.url, mockOrigin, 'bizora (PostgreSQL)');
+    log('PostgreSQL run');
+    pgRows = (await drive([direct, forwarder, oursPg])).filter((r) => r.target === oursPg.name || r.target === forwarder.name || r.target === direct.name);
+    rss.set(oursPg.name, peakRssMb(oursPg.proc?.pid));
+    oursPg.proc?.kill('SIGTERM');
+    await new Promise((r) => oursPg.proc?.once('exit', r));
+    checks.push(await honesty(oursPg, pgDb.url));
+    await pgDb.drop();
+  }
+
+  const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
+  const out: string[] = [];
+  out.push(`Bizora gateway benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus}, ${(await import('node:os')).availableParallelism()} cores`);
+  out.push(`${ROUNDS} round(s) interleaved; loaded runs ${DURATION_S} s with autocannon; 1-connection runs ${SAMPLES} sequential requests timed with hrtime (stream: time to first byte); medians over rounds`);
+  out.push('');
+  out.push(table(rows, direct.name, rss));
+  if (pgRows.length) {
+    out.push('');
+    out.push('PostgreSQL (same scenarios, interleaved with the direct upstream and the forwarder):');
+    out.push('');
+    out.push(table(pgRows, direct.name, rss));
+  }
+
+  // The issue's targets, judged on this run.
+  const get = (rs: Row[], target: string, mode: Mode, conns: number) => rs.find((r) => r.target === target && r.mode === mode && r.conns === conns);
+  const verdicts: Array<[string, boolean | null, string]> = [];
+  const oursJ32 = get(rows, ours.name, 'json', 32);
+  const fwdJ32 = get(rows, forwarder.name, 'json', 32);
+  const pkJ32 = get(rows, 'portkey gateway', 'json', 32);
+  const oursS32 = get(rows, ours.name, 'stream', 32);
+  const fwdS32 = get(rows, forwarder.name, 'stream', 32);
+  const ratio = (a?: Row, b?: Row) => (a && b ? a.rps / b.rps : Number.NaN);
+  verdicts.push([`throughput at 32 connections (JSON) >= 70% of the bare forwarder`, ratio(oursJ32, fwdJ32) >= 0.7, `${fmt(100 * ratio(oursJ32, fwdJ32), 0)}%`]);
+  verdicts.push([`throughput at 32 connections (stream) >= 70% of the bare forwarder`, ratio(oursS32, fwdS32) >= 0.7, `${fmt(100 * ratio(oursS32, fwdS32), 0)}%`]);
+  verdicts.push([`throughput at 32 connections >= 8x Portkey`, pkJ32 ? ratio(oursJ32, pkJ32) >= 8 : null, pkJ32 ? `${fmt(ratio(oursJ32, pkJ32), 1)}x` : 'not run']);
+  const addedJ1 = (get(rows, ours.name, 'json', 1)?.p50 ?? Number.NaN) - (get(rows, direct.name, 'json', 1)?.p50 ?? Number.NaN);
+  const addedS1 = (get(rows, ours.name, 'stream', 1)?.p50 ?? Number.NaN) - (get(rows, direct.name, 'stream', 1)?.p50 ?? Number.NaN);
+  verdicts.push([`added median latency at 1 connection <= 0.3 ms`, addedJ1 <= 0.3, `${fmt(addedJ1, 3)} ms`]);
+  verdicts.push([`time to first streamed byte <= 1 ms over the direct upstream`, addedS1 <= 1, `${fmt(addedS1, 3)} ms`]);
+  const rssOurs = rss.get(ours.name) ?? Number.NaN;
+  verdicts.push([`peak RSS under 150 MB`, rssOurs < 150, `${fmt(rssOurs, 0)} MB`]);
+  if (pgRows.length) {
+    const r = ratio(get(pgRows, 'bizora (PostgreSQL)', 'json', 32), get(pgRows, forwarder.name, 'json', 32));
+    verdicts.push([`PostgreSQL throughput at 32 connections >= 40% of the bare forwarder`, r >= 0.4, `${fmt(100 * r, 0)}%`]);
+  }
+  out.push('');
+  out.push('Targets:');
+  for (const [what, ok, value] of verdicts) out.push(`- ${ok === null ? 'n/a ' : ok ? 'met ' : 'MISSED'} ${what}: ${value}`);
+  out.push('');
+  out.push('Honesty:');
+  for (const c of checks) out.push(`- ${c.ok ? 'ok' : 'FAILED'} ${c.line}`);
+  out.push('');
+  out.push(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(out.join('\n'));
+  if (args.json) writeFileSync(args.json, JSON.stringify({ rows, pgRows, verdicts, checks }, null, 2));
+  rmSync(scratch, { recursive: true, force: true });
+  return checks.every((c) => c.ok) && rows.every((r) => r.errors === 0 || r.target === 'portkey gateway') ? 0 : 1;
+}
+
+const code = await main().catch((err) => {
+  console.error(err);
+  return 1;
+});
+stopAll();
+process.exit(code);
