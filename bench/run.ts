@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Client } from 'undici';
 import { createAccount } from '../src/accounts/account-store.ts';
-import { grantCredit, inTx, verifyLedger } from '../src/billing/ledger.ts';
+import { grantCredit, verifyLedger } from '../src/billing/ledger.ts';
+import { createLedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import { createKey } from '../src/keys/key-store.ts';
@@ -113,7 +114,12 @@ async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
   const started = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
-    const res = await client.request({ path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', ...t.headers }, body: payload });
+    const res = await client.request({
+      path: '/v1/chat/completions',
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...t.headers },
+      body: payload,
+    });
     let first = 0n;
     for await (const _chunk of res.body) if (!first) first = process.hrtime.bigint();
     const end = process.hrtime.bigint();
@@ -124,7 +130,16 @@ async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   await client.close();
   times.sort((a, b) => a - b);
-  return { target: t.name, mode, conns: 1, rps: n / total, p50: quantile(times, 0.5), p90: quantile(times, 0.9), p99: quantile(times, 0.99), errors };
+  return {
+    target: t.name,
+    mode,
+    conns: 1,
+    rps: n / total,
+    p50: quantile(times, 0.5),
+    p90: quantile(times, 0.9),
+    p99: quantile(times, 0.99),
+    errors,
+  };
 }
 
 /** 32 connections with autocannon for DURATION_S seconds. */
@@ -147,7 +162,16 @@ async function loaded(t: Target, mode: Mode, connections: number): Promise<Row> 
     ],
   });
   const errors = result.non2xx + result.errors + result.timeouts;
-  return { target: t.name, mode, conns: connections, rps: result.requests.average, p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, errors };
+  return {
+    target: t.name,
+    mode,
+    conns: connections,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p90: result.latency.p90,
+    p99: result.latency.p99,
+    errors,
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -189,7 +213,9 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string):
   const now = Date.now();
   const account = await createAccount(database.db, { email: `bench-${now}@example.com`, now });
   // A balance no benchmark can exhaust: $10 million.
-  await inTx(database.db, (tx) => grantCredit(tx, { accountId: account.id, micros: 10_000_000 * 1_000_000, reason: 'benchmark', now }));
+  await createLedgerExecutor(database).run((s) =>
+    grantCredit(s, { accountId: account.id, micros: 10_000_000 * 1_000_000, reason: 'benchmark', now }),
+  );
   const key = await createKey(database.db, { accountId: account.id, name: 'benchmark', mode: 'live', now });
   await database.close();
   const port = await freePort();
@@ -281,7 +307,10 @@ async function main(): Promise<number> {
 
   if (!args['no-portkey']) {
     const pkPort = await freePort();
-    const pkProc = start([process.execPath, 'node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${pkPort}`, '--headless'], {});
+    const pkProc = start(
+      [process.execPath, 'node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${pkPort}`, '--headless'],
+      {},
+    );
     const portkey: Target = {
       name: 'portkey gateway',
       origin: `http://127.0.0.1:${pkPort}`,
@@ -293,7 +322,9 @@ async function main(): Promise<number> {
     targets.push(portkey);
   }
 
-  log(`benchmark: ${ROUNDS} round(s), ${DURATION_S} s per loaded run, ${SAMPLES} sequential samples; targets: ${targets.map((t) => t.name).join(', ')}`);
+  log(
+    `benchmark: ${ROUNDS} round(s), ${DURATION_S} s per loaded run, ${SAMPLES} sequential samples; targets: ${targets.map((t) => t.name).join(', ')}`,
+  );
   const rows = await drive(targets);
   const rss = new Map<string, number>([[ours.name, peakRssMb(ours.proc?.pid)]]);
   for (const t of targets) if (t.proc && t !== ours) rss.set(t.name, peakRssMb(t.proc.pid));
@@ -313,7 +344,9 @@ async function main(): Promise<number> {
   if (pgDb) {
     const oursPg = await startOurs(pgDb.url, mockOrigin, 'bizora (PostgreSQL)');
     log('PostgreSQL run');
-    pgRows = (await drive([direct, forwarder, oursPg])).filter((r) => r.target === oursPg.name || r.target === forwarder.name || r.target === direct.name);
+    pgRows = (await drive([direct, forwarder, oursPg])).filter(
+      (r) => r.target === oursPg.name || r.target === forwarder.name || r.target === direct.name,
+    );
     rss.set(oursPg.name, peakRssMb(oursPg.proc?.pid));
     oursPg.proc?.kill('SIGTERM');
     await new Promise((r) => oursPg.proc?.once('exit', r));
@@ -323,8 +356,12 @@ async function main(): Promise<number> {
 
   const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
   const out: string[] = [];
-  out.push(`Bizora gateway benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus}, ${(await import('node:os')).availableParallelism()} cores`);
-  out.push(`${ROUNDS} round(s) interleaved; loaded runs ${DURATION_S} s with autocannon; 1-connection runs ${SAMPLES} sequential requests timed with hrtime (stream: time to first byte); medians over rounds`);
+  out.push(
+    `Bizora gateway benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus}, ${(await import('node:os')).availableParallelism()} cores`,
+  );
+  out.push(
+    `${ROUNDS} round(s) interleaved; loaded runs ${DURATION_S} s with autocannon; 1-connection runs ${SAMPLES} sequential requests timed with hrtime (stream: time to first byte); medians over rounds`,
+  );
   out.push('');
   out.push(table(rows, direct.name, rss));
   if (pgRows.length) {
@@ -335,7 +372,8 @@ async function main(): Promise<number> {
   }
 
   // The issue's targets, judged on this run.
-  const get = (rs: Row[], target: string, mode: Mode, conns: number) => rs.find((r) => r.target === target && r.mode === mode && r.conns === conns);
+  const get = (rs: Row[], target: string, mode: Mode, conns: number) =>
+    rs.find((r) => r.target === target && r.mode === mode && r.conns === conns);
   const verdicts: Array<[string, boolean | null, string]> = [];
   const oursJ32 = get(rows, ours.name, 'json', 32);
   const fwdJ32 = get(rows, forwarder.name, 'json', 32);
@@ -343,9 +381,21 @@ async function main(): Promise<number> {
   const oursS32 = get(rows, ours.name, 'stream', 32);
   const fwdS32 = get(rows, forwarder.name, 'stream', 32);
   const ratio = (a?: Row, b?: Row) => (a && b ? a.rps / b.rps : Number.NaN);
-  verdicts.push([`throughput at 32 connections (JSON) >= 70% of the bare forwarder`, ratio(oursJ32, fwdJ32) >= 0.7, `${fmt(100 * ratio(oursJ32, fwdJ32), 0)}%`]);
-  verdicts.push([`throughput at 32 connections (stream) >= 70% of the bare forwarder`, ratio(oursS32, fwdS32) >= 0.7, `${fmt(100 * ratio(oursS32, fwdS32), 0)}%`]);
-  verdicts.push([`throughput at 32 connections >= 8x Portkey`, pkJ32 ? ratio(oursJ32, pkJ32) >= 8 : null, pkJ32 ? `${fmt(ratio(oursJ32, pkJ32), 1)}x` : 'not run']);
+  verdicts.push([
+    `throughput at 32 connections (JSON) >= 70% of the bare forwarder`,
+    ratio(oursJ32, fwdJ32) >= 0.7,
+    `${fmt(100 * ratio(oursJ32, fwdJ32), 0)}%`,
+  ]);
+  verdicts.push([
+    `throughput at 32 connections (stream) >= 70% of the bare forwarder`,
+    ratio(oursS32, fwdS32) >= 0.7,
+    `${fmt(100 * ratio(oursS32, fwdS32), 0)}%`,
+  ]);
+  verdicts.push([
+    `throughput at 32 connections >= 8x Portkey`,
+    pkJ32 ? ratio(oursJ32, pkJ32) >= 8 : null,
+    pkJ32 ? `${fmt(ratio(oursJ32, pkJ32), 1)}x` : 'not run',
+  ]);
   const addedJ1 = (get(rows, ours.name, 'json', 1)?.p50 ?? Number.NaN) - (get(rows, direct.name, 'json', 1)?.p50 ?? Number.NaN);
   const addedS1 = (get(rows, ours.name, 'stream', 1)?.p50 ?? Number.NaN) - (get(rows, direct.name, 'stream', 1)?.p50 ?? Number.NaN);
   verdicts.push([`added median latency at 1 connection <= 0.3 ms`, addedJ1 <= 0.3, `${fmt(addedJ1, 3)} ms`]);

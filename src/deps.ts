@@ -2,6 +2,7 @@
 // backends, background workers. Tests build their own with a temporary database.
 import { ModelRegistry } from './backends/model-registry.ts';
 import { HoldSweeper } from './billing/hold-sweeper.ts';
+import { createLedgerExecutor, type LedgerExecutor } from './billing/ledger-executor.ts';
 import type { Config } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
@@ -13,6 +14,8 @@ export type Deps = {
   db: Db;
   dialect: Dialect;
   clock: Clock;
+  /** Runs money operations atomically (group commit on SQLite). */
+  ledger: LedgerExecutor;
   models: ModelRegistry;
   lastUsed: LastUsedTracker;
   sweeper: HoldSweeper;
@@ -27,12 +30,14 @@ export async function createDeps(
   const clock = opts.clock ?? systemClock;
   const models = new ModelRegistry(config);
   const lastUsed = new LastUsedTracker(database.db);
-  const sweeper = new HoldSweeper(database.db, clock, config.holdSweepSeconds * 1000);
+  const ledger = createLedgerExecutor(database);
+  const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
   return {
     config,
     db: database.db,
     dialect: database.dialect,
     clock,
+    ledger,
     models,
     lastUsed,
     sweeper,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { grantCredit, inTx } from '../src/billing/ledger.ts';
+import { grantCredit } from '../src/billing/ledger.ts';
 import { costMicros } from '../src/billing/pricing.ts';
 import { countPromptTokens } from '../src/lib/tokens.ts';
 import { testDatabaseKinds } from './support/databases.ts';
@@ -27,7 +27,7 @@ for (const kind of testDatabaseKinds()) {
       // the order in which requests settle.
       const perRequest = costMicros(model.price, countPromptTokens({ messages }), MAX_TOKENS);
       const account = await h.newAccount();
-      await inTx(h.deps.db, (tx) => grantCredit(tx, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
+      await h.deps.ledger.run((s) => grantCredit(s, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
       const { key } = await h.newKey(account.id);
       const client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
 

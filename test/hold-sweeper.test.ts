@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { inTx, reserve } from '../src/billing/ledger.ts';
+import { reserve } from '../src/billing/ledger.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
@@ -16,8 +16,8 @@ for (const kind of testDatabaseKinds()) {
     test('a hold whose request never settled is released by the sweeper after its time-to-live', async () => {
       const account = await h.newAccount({ cents: 100 });
       // As if a request had been held and its server had crashed before settling.
-      const r = await inTx(h.deps.db, (tx) =>
-        reserve(tx, {
+      const r = await h.deps.ledger.run((s) =>
+        reserve(s, {
           accountId: account.id,
           requestId: 'req_crashed1',
           amountMicros: 600_000,

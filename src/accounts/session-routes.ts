@@ -1,7 +1,7 @@
 // Sign-up, sign-in, sign-out and "who am I" for the dashboard.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type Static, Type } from 'typebox';
-import { grantCredit, inTx } from '../billing/ledger.ts';
+import { grantCredit } from '../billing/ledger.ts';
 import { centsToMicros } from '../billing/pricing.ts';
 import { accountView, requireAccount } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
@@ -70,8 +70,8 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
       throw /unique|duplicate/i.test(String((err as Error).message)) ? new ApiError('email_taken') : err;
     });
     if (deps.config.signupCreditCents > 0) {
-      await inTx(deps.db, (tx) =>
-        grantCredit(tx, { accountId: account.id, micros: centsToMicros(deps.config.signupCreditCents), reason: 'Sign-up credit', now }),
+      await deps.ledger.run((s) =>
+        grantCredit(s, { accountId: account.id, micros: centsToMicros(deps.config.signupCreditCents), reason: 'Sign-up credit', now }),
       );
     }
     await startSession(reply, account.id);

@@ -6,7 +6,7 @@ import { findAccount } from '../accounts/account-store.ts';
 import { accountView, requireAccount, requireAdmin } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { grantCredit, inTx } from './ledger.ts';
+import { grantCredit } from './ledger.ts';
 import { centsToMicros, exactCents, floorCents } from './pricing.ts';
 
 const LedgerQuery = Type.Object({
@@ -66,8 +66,8 @@ export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
     const body = request.body as Static<typeof Grant>;
     const target = await findAccount(deps.db, body.account);
     if (!target) throw new ApiError('account_not_found');
-    const balance = await inTx(deps.db, (tx) =>
-      grantCredit(tx, {
+    const balance = await deps.ledger.run((s) =>
+      grantCredit(s, {
         accountId: target.id,
         micros: centsToMicros(body.cents),
         reason: body.reason?.trim() || `Granted by ${admin.email}`,

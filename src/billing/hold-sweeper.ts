@@ -4,12 +4,14 @@
 import type { Db } from '../db/connection.ts';
 import type { Clock } from '../lib/clock.ts';
 import { expireHolds } from './ledger.ts';
+import type { LedgerExecutor } from './ledger-executor.ts';
 
 export class HoldSweeper {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Db,
+    private readonly ledger: LedgerExecutor,
     private readonly clock: Clock,
     private readonly intervalMs: number,
     private readonly onError: (err: unknown) => void = () => {},
@@ -19,7 +21,7 @@ export class HoldSweeper {
   async sweep(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await expireHolds(this.db, this.clock.now());
+      const n = await expireHolds(this.db, this.ledger, this.clock.now());
       total += n;
       if (n === 0) return total;
     }

@@ -1,18 +1,17 @@
 // The money. Balances live in accounts.balance_micros; every change to a balance is one ledger
 // entry written in the same transaction, so the entries of an account always sum to its
 // balance. Open holds reserve part of a balance for requests in flight; accounts.held_micros is
-// their sum. Every function that moves money takes a Tx: the type system refuses a call outside
-// a transaction. Expected outcomes (insufficient balance, hold already closed) are values.
-import { sql } from 'kysely';
-import type { Db, Tx } from '../db/connection.ts';
+// their sum. Every function that moves money takes LedgerStatements, which exist only inside a
+// transaction (ledger-executor.ts): the type system refuses a call outside one. Expected
+// outcomes (insufficient balance, hold already closed) are values.
+import type { Db } from '../db/connection.ts';
 import type { Hold, LedgerKind, NewUsageRecord } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
-import { insertUsage } from '../usage/usage-store.ts';
+import type { LedgerExecutor } from './ledger-executor.ts';
+import type { LedgerStatements } from './ledger-statements.ts';
 
-export const inTx = <T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> => db.transaction().execute(fn);
-
-async function addEntry(
-  tx: Tx,
+function addEntry(
+  s: LedgerStatements,
   e: {
     accountId: string;
     kind: LedgerKind;
@@ -24,44 +23,36 @@ async function addEntry(
     now: number;
   },
 ): Promise<void> {
-  await tx
-    .insertInto('ledger_entries')
-    .values({
-      id: newId('le', e.now),
-      account_id: e.accountId,
-      kind: e.kind,
-      amount_micros: e.amount,
-      balance_after_micros: e.balanceAfter,
-      request_id: e.requestId ?? null,
-      reason: e.reason ?? null,
-      hold_micros: e.holdMicros ?? null,
-      created_at: e.now,
-    })
-    .execute();
+  return s.insertEntry({
+    id: newId('le', e.now),
+    account_id: e.accountId,
+    kind: e.kind,
+    amount_micros: e.amount,
+    balance_after_micros: e.balanceAfter,
+    request_id: e.requestId ?? null,
+    reason: e.reason ?? null,
+    hold_micros: e.holdMicros ?? null,
+    created_at: e.now,
+  });
 }
 
 /** Adds credit. Returns the new balance, or null if the account does not exist. */
 export async function grantCredit(
-  tx: Tx,
+  s: LedgerStatements,
   input: { accountId: string; micros: number; reason?: string | null; now: number },
 ): Promise<number | null> {
   if (!Number.isSafeInteger(input.micros) || input.micros <= 0) throw new RangeError('a grant must be a positive integer');
-  const row = await tx
-    .updateTable('accounts')
-    .set((eb) => ({ balance_micros: eb('balance_micros', '+', input.micros) }))
-    .where('id', '=', input.accountId)
-    .returning('balance_micros')
-    .executeTakeFirst();
-  if (!row) return null;
-  await addEntry(tx, {
+  const balance = await s.adjust(input.accountId, { balance: input.micros, held: 0 });
+  if (balance === undefined) return null;
+  await addEntry(s, {
     accountId: input.accountId,
     kind: 'grant',
     amount: input.micros,
-    balanceAfter: row.balance_micros,
+    balanceAfter: balance,
     reason: input.reason ?? null,
     now: input.now,
   });
-  return row.balance_micros;
+  return balance;
 }
 
 export type ReserveResult = { ok: true; hold: Hold } | { ok: false; reason: 'insufficient'; availableMicros: number };
@@ -72,23 +63,13 @@ export type ReserveResult = { ok: true; hold: Hold } | { ok: false; reason: 'ins
  * no interleaving of concurrent requests can hold more than the balance.
  */
 export async function reserve(
-  tx: Tx,
+  s: LedgerStatements,
   input: { accountId: string; requestId: string; amountMicros: number; now: number; ttlMs: number },
 ): Promise<ReserveResult> {
   const amount = input.amountMicros;
   if (!Number.isSafeInteger(amount) || amount <= 0) throw new RangeError('a hold must be a positive integer');
-  const updated = await tx
-    .updateTable('accounts')
-    .set((eb) => ({ held_micros: eb('held_micros', '+', amount) }))
-    .where('id', '=', input.accountId)
-    .where(sql<boolean>`balance_micros - held_micros >= ${amount}`)
-    .executeTakeFirst();
-  if (updated.numUpdatedRows === 0n) {
-    const acct = await tx
-      .selectFrom('accounts')
-      .select(['balance_micros', 'held_micros'])
-      .where('id', '=', input.accountId)
-      .executeTakeFirst();
+  if (!(await s.holdIfAvailable(input.accountId, amount))) {
+    const acct = await s.balances(input.accountId);
     return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
   }
   const hold: Hold = {
@@ -101,7 +82,7 @@ export async function reserve(
     expires_at: input.now + input.ttlMs,
     closed_at: null,
   };
-  await tx.insertInto('holds').values(hold).execute();
+  await s.insertHold(hold);
   return { ok: true, hold };
 }
 
@@ -109,81 +90,64 @@ export type SettleResult = { chargedMicros: number; holdWasOpen: boolean };
 
 /**
  * Closes a hold at the actual cost and writes the usage record, in the caller's transaction.
- * Exactly once: only the transaction that flips the hold from 'open' releases it. The charge
- * never exceeds the hold. If the hold was already closed (the sweeper expired it), the charge is
- * limited to what the account has available, so a late settlement cannot go below zero.
- * A cost of 0 with `close: 'released'` is the release of a request that produced nothing.
+ * Exactly once: only the transaction that flips the hold from 'open' releases it, and the usage
+ * record's primary key (the request id) refuses a second settlement. The charge never exceeds
+ * the hold. If the hold was already closed (the sweeper expired it), the charge is limited to
+ * what the account has available, so a late settlement cannot go below zero. A cost of 0 with
+ * `close: 'released'` is the release of a request that produced nothing.
  */
 export async function settle(
-  tx: Tx,
+  s: LedgerStatements,
   input: { hold: Hold; costMicros: number; now: number; close: 'settled' | 'released'; usage: NewUsageRecord },
 ): Promise<SettleResult> {
-  const { hold } = input;
-  const closed = await tx
-    .updateTable('holds')
-    .set({ status: input.close, closed_at: input.now })
-    .where('id', '=', hold.id)
-    .where('status', '=', 'open')
-    .executeTakeFirst();
-  const holdWasOpen = closed.numUpdatedRows === 1n;
+  const { hold, now } = input;
+  const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let charge = Math.max(0, Math.min(input.costMicros, hold.amount_micros));
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
-    const row = await tx
-      .updateTable('accounts')
-      .set((eb) => ({
-        held_micros: eb('held_micros', '-', hold.amount_micros),
-        balance_micros: eb('balance_micros', '-', charge),
-      }))
-      .where('id', '=', hold.account_id)
-      .returning('balance_micros')
-      .executeTakeFirstOrThrow();
-    balanceAfter = row.balance_micros;
+    balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: -hold.amount_micros });
   } else if (charge > 0) {
-    const acct = await tx
-      .selectFrom('accounts')
-      .select(['balance_micros', 'held_micros'])
-      .where('id', '=', hold.account_id)
-      .executeTakeFirstOrThrow();
-    charge = Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros));
-    if (charge > 0) {
-      const row = await tx
-        .updateTable('accounts')
-        .set((eb) => ({ balance_micros: eb('balance_micros', '-', charge) }))
-        .where('id', '=', hold.account_id)
-        .returning('balance_micros')
-        .executeTakeFirstOrThrow();
-      balanceAfter = row.balance_micros;
-    }
+    const acct = await s.balances(hold.account_id);
+    charge = acct ? Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros)) : 0;
+    if (charge > 0) balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: 0 });
   }
-  if (charge > 0 && balanceAfter !== undefined) {
-    await addEntry(tx, {
-      accountId: hold.account_id,
-      kind: 'usage',
-      amount: -charge,
-      balanceAfter,
-      requestId: hold.request_id,
-      holdMicros: hold.amount_micros,
-      now: input.now,
-    });
-  } else if (holdWasOpen && balanceAfter !== undefined) {
-    await addEntry(tx, {
-      accountId: hold.account_id,
-      kind: 'release',
-      amount: 0,
-      balanceAfter,
-      requestId: hold.request_id,
-      reason: 'request not billed',
-      holdMicros: hold.amount_micros,
-      now: input.now,
-    });
-  }
-  await insertUsage(tx, { ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
+  if (balanceAfter === undefined) charge = 0;
+  const entry = {
+    accountId: hold.account_id,
+    balanceAfter: balanceAfter ?? 0,
+    requestId: hold.request_id,
+    holdMicros: hold.amount_micros,
+    now,
+  };
+  if (charge > 0) await addEntry(s, { ...entry, kind: 'usage', amount: -charge });
+  else if (holdWasOpen) await addEntry(s, { ...entry, kind: 'release', amount: 0, reason: 'request not billed' });
+  await s.insertUsage({ ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
   return { chargedMicros: charge, holdWasOpen };
 }
 
+/** Releases one hold whose time ran out; whether it was still open. */
+export async function expireHold(
+  s: LedgerStatements,
+  hold: Pick<Hold, 'id' | 'account_id' | 'request_id' | 'amount_micros'>,
+  now: number,
+): Promise<boolean> {
+  if (!(await s.closeHold(hold.id, 'expired', now))) return false;
+  const balance = await s.adjust(hold.account_id, { balance: 0, held: -hold.amount_micros });
+  await addEntry(s, {
+    accountId: hold.account_id,
+    kind: 'release',
+    amount: 0,
+    balanceAfter: balance ?? 0,
+    requestId: hold.request_id,
+    reason: 'hold expired',
+    holdMicros: hold.amount_micros,
+    now,
+  });
+  return true;
+}
+
 /** Releases holds whose time ran out (their request crashed or hung). Returns how many. */
-export async function expireHolds(db: Db, now: number, batch = 200): Promise<number> {
+export async function expireHolds(db: Db, ledger: LedgerExecutor, now: number, batch = 200): Promise<number> {
   const due = await db
     .selectFrom('holds')
     .select(['id', 'account_id', 'request_id', 'amount_micros'])
@@ -191,36 +155,8 @@ export async function expireHolds(db: Db, now: number, batch = 200): Promise<num
     .where('expires_at', '<=', now)
     .limit(batch)
     .execute();
-  let expired = 0;
-  for (const h of due) {
-    await inTx(db, async (tx) => {
-      const r = await tx
-        .updateTable('holds')
-        .set({ status: 'expired', closed_at: now })
-        .where('id', '=', h.id)
-        .where('status', '=', 'open')
-        .executeTakeFirst();
-      if (r.numUpdatedRows !== 1n) return;
-      const row = await tx
-        .updateTable('accounts')
-        .set((eb) => ({ held_micros: eb('held_micros', '-', h.amount_micros) }))
-        .where('id', '=', h.account_id)
-        .returning('balance_micros')
-        .executeTakeFirstOrThrow();
-      await addEntry(tx, {
-        accountId: h.account_id,
-        kind: 'release',
-        amount: 0,
-        balanceAfter: row.balance_micros,
-        requestId: h.request_id,
-        reason: 'hold expired',
-        holdMicros: h.amount_micros,
-        now,
-      });
-      expired++;
-    });
-  }
-  return expired;
+  const released = await Promise.all(due.map((h) => ledger.run((s) => expireHold(s, h, now))));
+  return released.filter(Boolean).length;
 }
 
 export type LedgerReport = { ok: boolean; accounts: number; openHolds: number; entries: number; problems: string[] };

@@ -3,12 +3,11 @@
 // exactly once, however many code paths (success, failure, client gone) try to close it.
 // sk_test_ requests get a meter without a hold: recorded, never billed.
 import type { ModelConfig } from '../config.ts';
-import type { Db } from '../db/connection.ts';
 import type { Hold, UsageStatus } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
-import { insertUsage } from '../usage/usage-store.ts';
-import { inTx, reserve, settle } from './ledger.ts';
+import { reserve, settle } from './ledger.ts';
+import type { LedgerExecutor } from './ledger-executor.ts';
 import { ceilCents, costMicros, floorCents, maxAffordableTokens } from './pricing.ts';
 
 export type MeterContext = {
@@ -34,7 +33,7 @@ export type MeterOutcome = {
   errorCode?: string | null;
 };
 
-type MeterDeps = { db: Db; now: () => number; holdTtlMs: number };
+type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number };
 
 export class Meter {
   private closing: Promise<number> | undefined;
@@ -49,8 +48,8 @@ export class Meter {
     if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null);
     const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
     if (amount === 0) return new Meter(deps, ctx, null);
-    const result = await inTx(deps.db, (tx) =>
-      reserve(tx, {
+    const result = await deps.ledger.run((s) =>
+      reserve(s, {
         accountId: ctx.auth.account.id,
         requestId: ctx.requestId,
         amountMicros: amount,
@@ -103,11 +102,11 @@ export class Meter {
     };
     const hold = this.hold;
     if (!hold) {
-      await insertUsage(this.deps.db, usage);
+      await this.deps.ledger.run((s) => s.insertUsage(usage));
       return 0;
     }
-    const r = await inTx(this.deps.db, (tx) =>
-      settle(tx, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }),
+    const r = await this.deps.ledger.run((s) =>
+      settle(s, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }),
     );
     return r.chargedMicros;
   }

@@ -3,7 +3,8 @@
 // argument gets one line on stderr and a non-zero exit.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { createAccount, findAccount, isEmail, type PublicAccount } from '../accounts/account-store.ts';
-import { grantCredit, inTx, verifyLedger } from '../billing/ledger.ts';
+import { grantCredit, verifyLedger } from '../billing/ledger.ts';
+import { createLedgerExecutor } from '../billing/ledger-executor.ts';
 import { centsToMicros, floorCents } from '../billing/pricing.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { type Database, openDatabase } from '../db/connection.ts';
@@ -106,8 +107,8 @@ export function buildCli(): Command {
   ).action(async (opts: Out & { account: string; cents: number; reason?: string }) => {
     await withDb(async (d) => {
       const account = await accountOrFail(d, opts.account);
-      const balance = await inTx(d.db, (tx) =>
-        grantCredit(tx, { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() }),
+      const balance = await createLedgerExecutor(d).run((s) =>
+        grantCredit(s, { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() }),
       );
       if (balance === null) throw new CliError(`no account ${opts.account}`);
       print(

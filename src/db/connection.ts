@@ -12,7 +12,13 @@ export type Db = Kysely<DB>;
 /** Money-moving functions take only a Tx, so the type system refuses a call outside one. */
 export type Tx = Transaction<DB>;
 
-export type Database = { db: Db; dialect: Dialect; close(): Promise<void> };
+export type Database = {
+  db: Db;
+  dialect: Dialect;
+  /** The SQLite connection under Kysely, for prepared hot-path statements; undefined on PostgreSQL. */
+  sqlite?: SQLite.Database;
+  close(): Promise<void>;
+};
 
 // BIGINT (int8) and COUNT(*) come back from pg as strings; our values stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -46,7 +52,7 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
-    return { db, dialect: 'sqlite', close: () => db.destroy() };
+    return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
   }
   const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
   // An idle connection that the server drops (restart, failover) must not crash the process;

@@ -104,7 +104,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const stream = body.stream === true;
     const startedAt = deps.clock.now();
     const meter = await Meter.open(
-      { db: deps.db, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
+      { ledger: deps.ledger, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
       {
         auth,
         model: route.model,

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createAccount } from '../../src/accounts/account-store.ts';
 import { buildApp } from '../../src/app.ts';
-import { grantCredit, inTx, verifyLedger } from '../../src/billing/ledger.ts';
+import { grantCredit, verifyLedger } from '../../src/billing/ledger.ts';
 import { centsToMicros } from '../../src/billing/pricing.ts';
 import { type Config, loadConfig, type ModelConfig } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/connection.ts';
@@ -67,7 +67,7 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
       return { id: a.id, email: a.email };
     },
     async grant(accountId, cents) {
-      await inTx(deps.db, (tx) => grantCredit(tx, { accountId, micros: centsToMicros(cents), reason: 'test', now: Date.now() }));
+      await deps.ledger.run((s) => grantCredit(s, { accountId, micros: centsToMicros(cents), reason: 'test', now: Date.now() }));
     },
     async newKey(accountId, o = {}) {
       const k = await createKey(deps.db, { accountId, name: o.name ?? 'test key', mode: o.mode ?? 'live', now: Date.now() });

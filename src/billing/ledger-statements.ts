@@ -1,0 +1,132 @@
+// The handful of statements the ledger is made of, behind one interface with two
+// implementations: Kysely (any database, one transaction per operation) and prepared
+// better-sqlite3 statements (SQLite, many operations per group commit; ledger-executor.ts). The
+// ledger's logic (ledger.ts) is written once against this interface. A LedgerStatements object
+// only exists inside a transaction, so nothing can move money outside one.
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Tx } from '../db/connection.ts';
+import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
+
+export type Balances = { balance_micros: number; held_micros: number };
+
+export interface LedgerStatements {
+  /** held += amount, only if the available balance covers it; whether it did. */
+  holdIfAvailable(accountId: string, amount: number): Promise<boolean>;
+  balances(accountId: string): Promise<Balances | undefined>;
+  insertHold(hold: Hold): Promise<void>;
+  /** Moves an open hold to `status`; whether this call was the one that closed it. */
+  closeHold(holdId: string, status: HoldStatus, now: number): Promise<boolean>;
+  /** balance += balance, held += held; the balance after, or undefined when there is no such account. */
+  adjust(accountId: string, change: { balance: number; held: number }): Promise<number | undefined>;
+  insertEntry(entry: LedgerEntry): Promise<void>;
+  insertUsage(record: NewUsageRecord): Promise<void>;
+}
+
+export function kyselyStatements(tx: Tx): LedgerStatements {
+  return {
+    async holdIfAvailable(accountId, amount) {
+      const r = await tx
+        .updateTable('accounts')
+        .set((eb) => ({ held_micros: eb('held_micros', '+', amount) }))
+        .where('id', '=', accountId)
+        .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', amount))
+        .executeTakeFirst();
+      return r.numUpdatedRows === 1n;
+    },
+    balances: (accountId) =>
+      tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId).executeTakeFirst(),
+    async insertHold(hold) {
+      await tx.insertInto('holds').values(hold).execute();
+    },
+    async closeHold(holdId, status, now) {
+      const r = await tx
+        .updateTable('holds')
+        .set({ status, closed_at: now })
+        .where('id', '=', holdId)
+        .where('status', '=', 'open')
+        .executeTakeFirst();
+      return r.numUpdatedRows === 1n;
+    },
+    async adjust(accountId, change) {
+      const row = await tx
+        .updateTable('accounts')
+        .set((eb) => ({ balance_micros: eb('balance_micros', '+', change.balance), held_micros: eb('held_micros', '+', change.held) }))
+        .where('id', '=', accountId)
+        .returning('balance_micros')
+        .executeTakeFirst();
+      return row?.balance_micros;
+    },
+    async insertEntry(entry) {
+      await tx.insertInto('ledger_entries').values(entry).execute();
+    },
+    async insertUsage(record) {
+      await tx.insertInto('usage_records').values(record).execute();
+    },
+  };
+}
+
+const USAGE_COLUMNS = [
+  'id',
+  'completion_id',
+  'account_id',
+  'key_id',
+  'model',
+  'backend',
+  'mode',
+  'stream',
+  'status',
+  'http_status',
+  'finish_reason',
+  'prompt_tokens',
+  'completion_tokens',
+  'cost_micros',
+  'hold_micros',
+  'error_code',
+  'latency_ms',
+  'created_at',
+] as const;
+
+/** The same statements, prepared once on the SQLite connection and run synchronously. */
+export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatements {
+  const hold = sqlite.prepare('UPDATE accounts SET held_micros = held_micros + ? WHERE id = ? AND balance_micros - held_micros >= ?');
+  const balances = sqlite.prepare('SELECT balance_micros, held_micros FROM accounts WHERE id = ?');
+  const insertHold = sqlite.prepare(
+    'INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const closeHold = sqlite.prepare("UPDATE holds SET status = ?, closed_at = ? WHERE id = ? AND status = 'open'");
+  const adjust = sqlite.prepare(
+    'UPDATE accounts SET balance_micros = balance_micros + ?, held_micros = held_micros + ? WHERE id = ? RETURNING balance_micros',
+  );
+  const insertEntry = sqlite.prepare(
+    'INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insertUsage = sqlite.prepare(
+    `INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
+  );
+  return {
+    holdIfAvailable: async (accountId, amount) => hold.run(amount, accountId, amount).changes === 1,
+    balances: async (accountId) => balances.get(accountId) as Balances | undefined,
+    async insertHold(h) {
+      insertHold.run(h.id, h.account_id, h.request_id, h.amount_micros, h.status, h.created_at, h.expires_at, h.closed_at);
+    },
+    closeHold: async (holdId, status, now) => closeHold.run(status, now, holdId).changes === 1,
+    adjust: async (accountId, change) =>
+      (adjust.get(change.balance, change.held, accountId) as { balance_micros: number } | undefined)?.balance_micros,
+    async insertEntry(e) {
+      insertEntry.run(
+        e.id,
+        e.account_id,
+        e.kind,
+        e.amount_micros,
+        e.balance_after_micros,
+        e.request_id,
+        e.reason,
+        e.hold_micros,
+        e.created_at,
+      );
+    },
+    async insertUsage(u) {
+      insertUsage.run(...USAGE_COLUMNS.map((c) => u[c] ?? null));
+    },
+  };
+}
