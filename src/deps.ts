@@ -6,6 +6,7 @@ import { createLedgerExecutor, type LedgerExecutor } from './billing/ledger-exec
 import type { Config } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
+import { createKeyFinder, type KeyFinder } from './keys/key-lookup.ts';
 import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
 
@@ -16,6 +17,8 @@ export type Deps = {
   clock: Clock;
   /** Runs money operations atomically (group commit on SQLite). */
   ledger: LedgerExecutor;
+  /** The key look-up of every API request. */
+  findKey: KeyFinder;
   models: ModelRegistry;
   lastUsed: LastUsedTracker;
   sweeper: HoldSweeper;
@@ -38,6 +41,7 @@ export async function createDeps(
     dialect: database.dialect,
     clock,
     ledger,
+    findKey: createKeyFinder(database),
     models,
     lastUsed,
     sweeper,

@@ -10,6 +10,7 @@ import { exactCents } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { countPromptTokens, countText } from '../lib/tokens.ts';
+import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody } from './schemas.ts';
 import { SSE_HEADERS, SseWriter } from './sse.ts';
 
@@ -70,9 +71,9 @@ const withCost = (usage: Usage, chargedMicros: number) => ({
   cost_cents: exactCents(chargedMicros),
 });
 
-function asApiError(err: unknown, deadline: AbortSignal): ApiError {
+function asApiError(err: unknown, lifetime: RequestLifetime): ApiError {
   if (err instanceof ApiError) return err;
-  if (deadline.aborted) return new ApiError('upstream_timeout');
+  if (lifetime.timedOut) return new ApiError('upstream_timeout');
   return new ApiError('upstream_error');
 }
 
@@ -118,39 +119,35 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       },
     );
 
-    // Aborted when the client goes away before we finished answering it.
-    const clientGone = new AbortController();
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) clientGone.abort();
-    });
-    const deadline = AbortSignal.timeout(deps.config.upstreamTimeoutMs);
-    const signal = AbortSignal.any([clientGone.signal, deadline]);
+    const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs);
     const base = { promptTokens, completionTokens: 0 };
 
     let result: BackendResult;
     try {
-      result = await route.backend.chat({ request: upstreamRequest(body, route, maxOutput, stream), stream, signal });
+      result = await route.backend.chat({ request: upstreamRequest(body, route, maxOutput, stream), stream, signal: lifetime.signal });
     } catch (err) {
-      if (clientGone.signal.aborted) {
+      if (lifetime.clientGone) {
         // The prompt was sent to the backend: a client that cancels pays for it, as upstreams charge us.
         await meter.close({ ...base, status: 'cancelled', httpStatus: 499, bill: true });
         return reply;
       }
-      const apiErr = asApiError(err, deadline);
+      const apiErr = asApiError(err, lifetime);
       if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend call failed');
       await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
       throw apiErr;
     }
 
     if (!stream) {
-      if (result.kind !== 'json')
-        throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+      if (result.kind !== 'json') {
+        const apiErr = new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+        await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
+        throw apiErr;
+      }
       return sendJson(reply, meter, result.body, base);
     }
     return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
       ...base,
-      clientGone: clientGone.signal,
-      deadline,
+      lifetime,
       includeUsage: body.stream_options?.include_usage === true,
     });
   });
@@ -185,7 +182,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     reply: FastifyReply,
     meter: Meter,
     chunks: AsyncIterable<ChatChunk>,
-    opts: { promptTokens: number; clientGone: AbortSignal; deadline: AbortSignal; includeUsage: boolean },
+    opts: { promptTokens: number; lifetime: RequestLifetime; includeUsage: boolean },
   ) {
     reply.hijack();
     reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
@@ -209,15 +206,15 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         if (choices.length === 0) continue;
         const { usage: _u, ...rest } = chunk;
         await sse.send({ ...rest, id: completionId, model: model.id });
-        if (opts.clientGone.aborted) break;
+        if (opts.lifetime.clientGone) break;
       }
     } catch (err) {
-      if (!opts.clientGone.aborted) {
-        failure = asApiError(err, opts.deadline);
+      if (!opts.lifetime.clientGone) {
+        failure = asApiError(err, opts.lifetime);
         if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend stream failed');
       }
     }
-    const cancelled = opts.clientGone.aborted;
+    const cancelled = opts.lifetime.clientGone;
     const complete = !cancelled && !failure;
     // A finished stream is billed at the backend's own count; a stream cut short at the prompt
     // plus what was produced before the cut, counted with our tokenizer.

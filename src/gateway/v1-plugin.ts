@@ -12,7 +12,7 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
   app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     try {
-      request.auth = await authenticate(deps.db, request.headers, deps.clock.now());
+      request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     } catch (err) {
       reply.header('www-authenticate', 'Bearer');
       throw err;

@@ -2,10 +2,10 @@
 // keys by their checksum before touching the database, then looks the key up by its SHA-256.
 // There is no verification cache: a revoked key is refused on its very next request, from any
 // server instance, because every request reads the key's current row.
-import type { Db } from '../db/connection.ts';
 import type { Account, ApiKeyRow } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
 import { checkKeyFormat, hashKey } from './key-format.ts';
+import type { KeyFinder } from './key-lookup.ts';
 
 export type AuthContext = { key: ApiKeyRow; account: Pick<Account, 'id' | 'email'> };
 
@@ -29,17 +29,11 @@ export function extractKey(headers: Headers): string | ApiError {
   return key ? key : new ApiError('missing_api_key');
 }
 
-export async function authenticate(db: Db, headers: Headers, now: number): Promise<AuthContext> {
+export async function authenticate(findKey: KeyFinder, headers: Headers, now: number): Promise<AuthContext> {
   const key = extractKey(headers);
   if (key instanceof ApiError) throw key;
   if (!checkKeyFormat(key)) throw new ApiError('invalid_api_key');
-  const row = await db
-    .selectFrom('api_keys')
-    .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
-    .selectAll('api_keys')
-    .select(['accounts.email as account_email'])
-    .where('api_keys.hash', '=', hashKey(key))
-    .executeTakeFirst();
+  const row = await findKey(hashKey(key));
   if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
     throw new ApiError('invalid_api_key');
   }

@@ -43,6 +43,12 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
   const queries = { count: 0 };
   const db = openDatabase(database.url, { onQuery: () => queries.count++ });
   const deps = await createDeps(config, { database: db, ...(opts.clock ? { clock: opts.clock } : {}) });
+  // Key look-ups on SQLite bypass Kysely (prepared statement): count them too.
+  const findKey = deps.findKey;
+  deps.findKey = (hash) => {
+    queries.count++;
+    return findKey(hash);
+  };
   const app = await buildApp(deps, opts.logStream ? { logStream: opts.logStream } : {});
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
