@@ -101,7 +101,8 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
       parser.feed(decoder.decode(buf, { stream: true }));
       while (queue.length) yield queue.shift() as ChatChunk;
       if (failure) throw failure;
-      if (done) return;
+      // After [DONE], keep reading to the end of the body rather than returning: leaving the
+      // loop early destroys the body with an AbortError (and its stack trace) on every stream.
     }
   } catch (err) {
     throw transportError(err, signal);

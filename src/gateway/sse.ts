@@ -13,6 +13,8 @@ export const SSE_HEADERS = {
 } as const;
 
 export class SseWriter {
+  private corked = false;
+
   constructor(private readonly res: ServerResponse) {}
 
   get open(): boolean {
@@ -21,6 +23,16 @@ export class SseWriter {
 
   async send(data: unknown): Promise<void> {
     if (!this.open) return;
+    // Chunks that arrive together (one upstream read) leave together: one writev, not one
+    // system call per event.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
     if (!this.res.write(`data: ${JSON.stringify(data)}\n\n`)) {
       await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
     }
