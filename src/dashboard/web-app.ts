@@ -2,11 +2,11 @@
 // than the build, and served at / by the same server as the API.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
+import { PROJECT_ROOT } from '../lib/project-root.ts';
 
-export const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
+export const WEB_ROOT = join(PROJECT_ROOT, 'web');
 const DIST = join(WEB_ROOT, 'dist');
 const INDEX = join(DIST, 'index.html');
 

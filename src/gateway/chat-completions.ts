@@ -10,14 +10,12 @@ import { exactCents } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { countPromptTokens, countText } from '../lib/tokens.ts';
+import { completionIdFor } from '../usage/usage-store.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody } from './schemas.ts';
 import { SSE_HEADERS, SseWriter } from './sse.ts';
 
 type Body = Static<typeof ChatBody> & ChatRequest;
-
-/** The completion id our clients see; derived from the request id so either finds the record. */
-export const completionIdFor = (requestId: string): string => `chatcmpl-${requestId.slice('req_'.length)}`;
 
 function checkLimits(body: Body, route: ModelRoute): { maxOutput: number; promptTokens: number } {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';

@@ -12,7 +12,7 @@ export function createKeyFinder(database: Database): KeyFinder {
   const { sqlite, db } = database;
   if (sqlite) {
     const stmt = sqlite.prepare(
-      'SELECT k.*, a.email AS account_email FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?',
+      'SELECT k.id, k.account_id, k.name, k.hash, k.preview, k.mode, k.created_at, k.last_used_at, k.revoked_at, k.expires_at, a.email AS account_email FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?',
     );
     return async (hash) => stmt.get(hash) as KeyRecord | undefined;
   }

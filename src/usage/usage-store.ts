@@ -7,12 +7,17 @@ export async function insertUsage(tx: Tx | Db, record: NewUsageRecord): Promise<
   await tx.insertInto('usage_records').values(record).execute();
 }
 
+// Completion ids are derived from request ids (`req_X` answers as `chatcmpl-X`), so either one
+// finds the record through the primary key.
+export const completionIdFor = (requestId: string): string => `chatcmpl-${requestId.slice('req_'.length)}`;
+const requestIdOf = (id: string): string => (id.startsWith('chatcmpl-') ? `req_${id.slice('chatcmpl-'.length)}` : id);
+
 /** One record of this account, by request id (`req_…`) or completion id (`chatcmpl-…`). */
 export function findUsage(db: Db, accountId: string, id: string): Promise<UsageRecord | undefined> {
   return db
     .selectFrom('usage_records')
     .selectAll()
     .where('account_id', '=', accountId)
-    .where((eb) => eb.or([eb('id', '=', id), eb('completion_id', '=', id)]))
+    .where('id', '=', requestIdOf(id))
     .executeTakeFirst();
 }
