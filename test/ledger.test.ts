@@ -6,7 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/billing/ledger.ts';
-import { KyselyLedgerExecutor, type LedgerExecutor, SqliteBatchLedgerExecutor } from '../src/billing/ledger-executor.ts';
+import {
+  KyselyBatchLedgerExecutor,
+  KyselyLedgerExecutor,
+  type LedgerExecutor,
+  SqliteBatchLedgerExecutor,
+} from '../src/billing/ledger-executor.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import type { Hold } from '../src/db/schema.ts';
@@ -31,11 +36,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('burst' as const), amounts: fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 2, maxLength: 12 }) }),
 );
 
-const executors = (kind: string) =>
-  kind === 'sqlite' ? (['group commit', 'transaction per operation'] as const) : (['transaction per operation'] as const);
+const executors = ['group commit', 'transaction per operation'] as const;
 
 for (const kind of testDatabaseKinds())
-  for (const mode of executors(kind)) {
+  for (const mode of executors) {
     describe(`ledger invariants (${kind}, ${mode})`, () => {
       let tdb: TestDatabase;
       let database: Database;

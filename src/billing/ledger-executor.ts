@@ -1,9 +1,8 @@
-// Runs ledger operations atomically. PostgreSQL (and SQLite through Kysely, for tools): one
-// database transaction per operation. SQLite in the server: group commit — operations that
-// arrive in the same turn of the event loop share one transaction, each inside its own
-// SAVEPOINT, so one operation failing rolls back only itself, and no operation is reported
-// done before the COMMIT that makes it durable. On SQLite a commit costs far more than the
-// statements in it (bench/README.md), so this is where throughput comes from.
+// Runs ledger operations atomically. The server uses group commit: operations that arrive in
+// the same turn of the event loop share one transaction, each inside its own SAVEPOINT, so one
+// operation failing rolls back only itself, and no operation is reported done before the COMMIT
+// that makes it durable. A commit costs far more than the statements in it (bench/README.md), so
+// this is where throughput comes from. One transaction per operation remains for tools and tests.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Db } from '../db/connection.ts';
 import { kyselyStatements, type LedgerStatements, sqliteStatements } from './ledger-statements.ts';
@@ -22,30 +21,17 @@ export class KyselyLedgerExecutor implements LedgerExecutor {
 }
 
 type Pending = { op: (s: LedgerStatements) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 const MAX_BATCH = 256;
 
-export class SqliteBatchLedgerExecutor implements LedgerExecutor {
-  private readonly statements: LedgerStatements;
-  // Transaction control, prepared once: parsing these on every operation showed in profiles.
-  private readonly tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', BetterSqlite3.Statement>;
+/**
+ * Group commit: operations queued in the same turn of the event loop run in one transaction,
+ * each in its own savepoint. Subclasses say how to run a batch on their database.
+ */
+abstract class GroupCommitExecutor implements LedgerExecutor {
   private queue: Pending[] = [];
   private draining = false;
-
-  constructor(
-    private readonly db: Db,
-    private readonly sqlite: BetterSqlite3.Database,
-  ) {
-    this.statements = sqliteStatements(sqlite);
-    this.tx = {
-      begin: sqlite.prepare('BEGIN IMMEDIATE'),
-      commit: sqlite.prepare('COMMIT'),
-      rollback: sqlite.prepare('ROLLBACK'),
-      savepoint: sqlite.prepare('SAVEPOINT ledger_op'),
-      release: sqlite.prepare('RELEASE ledger_op'),
-      rollbackTo: sqlite.prepare('ROLLBACK TO ledger_op'),
-    };
-  }
 
   run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -57,39 +43,23 @@ export class SqliteBatchLedgerExecutor implements LedgerExecutor {
     });
   }
 
+  /** Runs the batch in one transaction; throws if the transaction as a whole failed. */
+  protected abstract runBatch(batch: Pending[]): Promise<Outcome[]>;
+
   private async drain(): Promise<void> {
     while (this.queue.length) await this.commit(this.queue.splice(0, MAX_BATCH));
     this.draining = false;
   }
 
   private async commit(batch: Pending[]): Promise<void> {
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    let outcomes: Outcome[];
     try {
-      // Kysely's connection lock: no Kysely query or transaction can interleave with the batch
-      // on the shared connection while it is open.
-      await this.db.connection().execute(async () => {
-        const { tx } = this;
-        tx.begin.run();
-        try {
-          for (const p of batch) {
-            tx.savepoint.run();
-            try {
-              outcomes.push({ ok: true, value: await p.op(this.statements) });
-              tx.release.run();
-            } catch (error) {
-              tx.rollbackTo.run();
-              tx.release.run();
-              outcomes.push({ ok: false, error });
-            }
-          }
-          tx.commit.run();
-        } catch (err) {
-          if (this.sqlite.inTransaction) tx.rollback.run();
-          throw err;
-        }
-      });
+      outcomes = await this.runBatch(batch);
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      // Nothing of a failed batch was kept (a deadlock, a busy database, a failed COMMIT):
+      // each operation gets its own transaction, so one bad operation cannot fail the others.
+      if (batch.length === 1) batch[0]?.reject(err);
+      else for (const p of batch) await this.commit([p]);
       return;
     }
     batch.forEach((p, i) => {
@@ -100,7 +70,86 @@ export class SqliteBatchLedgerExecutor implements LedgerExecutor {
   }
 }
 
-/** The executor for a database: group commit on SQLite, a transaction per operation elsewhere. */
+/** SQLite: prepared statements on the shared connection, run synchronously within the batch. */
+export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
+  private readonly statements: LedgerStatements;
+  // Transaction control, prepared once: parsing these on every operation showed in profiles.
+  private readonly tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', BetterSqlite3.Statement>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly sqlite: BetterSqlite3.Database,
+  ) {
+    super();
+    this.statements = sqliteStatements(sqlite);
+    this.tx = {
+      begin: sqlite.prepare('BEGIN IMMEDIATE'),
+      commit: sqlite.prepare('COMMIT'),
+      rollback: sqlite.prepare('ROLLBACK'),
+      savepoint: sqlite.prepare('SAVEPOINT ledger_op'),
+      release: sqlite.prepare('RELEASE ledger_op'),
+      rollbackTo: sqlite.prepare('ROLLBACK TO ledger_op'),
+    };
+  }
+
+  protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    // Kysely's connection lock: no Kysely query can interleave with the batch on the shared
+    // connection while it is open.
+    await this.db.connection().execute(async () => {
+      const { tx } = this;
+      tx.begin.run();
+      try {
+        for (const p of batch) {
+          tx.savepoint.run();
+          try {
+            outcomes.push({ ok: true, value: await p.op(this.statements) });
+            tx.release.run();
+          } catch (error) {
+            tx.rollbackTo.run();
+            tx.release.run();
+            outcomes.push({ ok: false, error });
+          }
+        }
+        tx.commit.run();
+      } catch (err) {
+        if (this.sqlite.inTransaction) tx.rollback.run();
+        throw err;
+      }
+    });
+    return outcomes;
+  }
+}
+
+/**
+ * PostgreSQL: one Kysely transaction per batch. Every request touches its account's row, whose
+ * lock is held until COMMIT; one transaction per operation serialised all requests of an account
+ * on that lock and a WAL flush each (bench/README.md), a batch takes the lock and flushes once.
+ * Savepoints would cost two round trips per operation, so the batch runs without them: an
+ * operation that fails aborts the transaction, and the batch is re-run one operation per
+ * transaction (GroupCommitExecutor), which is safe because nothing of it was kept.
+ */
+export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
+  constructor(private readonly db: Db) {
+    super();
+  }
+
+  protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    const trx = await this.db.startTransaction().execute();
+    try {
+      const statements = kyselyStatements(trx);
+      for (const p of batch) outcomes.push({ ok: true, value: await p.op(statements) });
+      await trx.commit().execute();
+    } catch (err) {
+      await trx.rollback().execute().catch(() => {});
+      throw err;
+    }
+    return outcomes;
+  }
+}
+
+/** The server's executor for a database: group commit, on SQLite and on PostgreSQL. */
 export function createLedgerExecutor(database: Database): LedgerExecutor {
-  return database.sqlite ? new SqliteBatchLedgerExecutor(database.db, database.sqlite) : new KyselyLedgerExecutor(database.db);
+  return database.sqlite ? new SqliteBatchLedgerExecutor(database.db, database.sqlite) : new KyselyBatchLedgerExecutor(database.db);
 }
