@@ -406,6 +406,16 @@ async function main(): Promise<number> {
     const r = ratio(get(pgRows, 'bizora (PostgreSQL)', 'json', 32), get(pgRows, forwarder.name, 'json', 32));
     verdicts.push([`PostgreSQL throughput at 32 connections >= 40% of the bare forwarder`, r >= 0.4, `${fmt(100 * r, 0)}%`]);
   }
+  const failing = rows.filter((r) => r.errors > 0);
+  if (failing.length) {
+    out.push('');
+    out.push(
+      `Rows with errors (not 200) are not compared: ${failing.map((r) => `${r.target} ${r.mode} x${r.conns}`).join(', ')}.` +
+        (failing.some((r) => r.target === 'portkey gateway' && r.mode === 'stream')
+          ? " Portkey's streaming path answers 500 on Node 20 here (TypeError: immutable, in its header handling)."
+          : ''),
+    );
+  }
   out.push('');
   out.push('Targets:');
   for (const [what, ok, value] of verdicts) out.push(`- ${ok === null ? 'n/a ' : ok ? 'met ' : 'MISSED'} ${what}: ${value}`);

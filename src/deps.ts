@@ -3,6 +3,7 @@
 import { ModelRegistry } from './backends/model-registry.ts';
 import { HoldSweeper } from './billing/hold-sweeper.ts';
 import { createLedgerExecutor, type LedgerExecutor } from './billing/ledger-executor.ts';
+import { OpenMeters } from './billing/open-meters.ts';
 import type { Config } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
@@ -17,6 +18,8 @@ export type Deps = {
   clock: Clock;
   /** Runs money operations atomically (group commit on SQLite). */
   ledger: LedgerExecutor;
+  /** Requests holding money right now; shutdown waits for them to settle. */
+  openMeters: OpenMeters;
   /** The key look-up of every API request. */
   findKey: KeyFinder;
   models: ModelRegistry;
@@ -41,6 +44,7 @@ export async function createDeps(
     dialect: database.dialect,
     clock,
     ledger,
+    openMeters: new OpenMeters(),
     findKey: createKeyFinder(database),
     models,
     lastUsed,

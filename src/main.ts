@@ -31,6 +31,9 @@ export async function serve(): Promise<void> {
     stopping = true;
     app.log.info(`${signal}: shutting down`);
     await app.close();
+    // Requests whose client is gone may still be settling: let them finish (bounded).
+    const unsettled = await deps.openMeters.drain(10_000);
+    if (unsettled) app.log.warn(`${unsettled} requests did not settle in time; the sweeper releases their holds`);
     await deps.close();
     process.exit(0);
   };

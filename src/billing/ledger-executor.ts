@@ -142,7 +142,10 @@ export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
       for (const p of batch) outcomes.push({ ok: true, value: await p.op(statements) });
       await trx.commit().execute();
     } catch (err) {
-      await trx.rollback().execute().catch(() => {});
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {});
       throw err;
     }
     return outcomes;

@@ -8,6 +8,7 @@ import { ApiError } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { reserve, settle } from './ledger.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
+import type { OpenMeters } from './open-meters.ts';
 import { ceilCents, costMicros, floorCents, maxAffordableTokens } from './pricing.ts';
 
 export type MeterContext = {
@@ -33,16 +34,21 @@ export type MeterOutcome = {
   errorCode?: string | null;
 };
 
-type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number };
+type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters };
 
 export class Meter {
   private closing: Promise<number> | undefined;
+
+  private closed: () => void = () => {};
 
   private constructor(
     private readonly deps: MeterDeps,
     readonly ctx: MeterContext,
     readonly hold: Hold | null,
-  ) {}
+  ) {
+    // A held request is open until it settles; shutdown waits for it (open-meters.ts).
+    if (hold) deps.openMeters.track(new Promise<void>((resolve) => (this.closed = resolve)));
+  }
 
   static async open(deps: MeterDeps, ctx: MeterContext): Promise<Meter> {
     if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null);
@@ -72,7 +78,7 @@ export class Meter {
 
   /** Settles (or records, for test keys) once; later calls return the first result. */
   close(outcome: MeterOutcome): Promise<number> {
-    this.closing ??= this.settle(outcome);
+    this.closing ??= this.settle(outcome).finally(this.closed);
     return this.closing;
   }
 

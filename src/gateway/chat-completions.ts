@@ -103,7 +103,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const stream = body.stream === true;
     const startedAt = deps.clock.now();
     const meter = await Meter.open(
-      { ledger: deps.ledger, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
+      { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
       {
         auth,
         model: route.model,

@@ -90,6 +90,7 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
     verify: () => verifyLedger(deps.db),
     async close() {
       await app.close();
+      await deps.openMeters.drain(5000);
       await deps.close();
       await database.drop();
     },
