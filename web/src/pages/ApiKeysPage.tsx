@@ -2,6 +2,7 @@
 // "Revoke Key", exactly under those names.
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import { ApiFailure, type ApiKey, api } from '../api.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
 import { Modal } from '../components/Modal.tsx';
 import { when } from '../format.ts';
 
@@ -88,11 +89,7 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
             <span className="hint">free, simulated answers</span>
           </label>
         </fieldset>
-        {error ? (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <ErrorNote message={error} />
         <div className="actions">
           <button type="button" onClick={props.onClose}>
             Cancel
@@ -123,11 +120,7 @@ function RevokeDialog(props: { apiKey: ApiKey; onClose: () => void; onRevoked: (
         Requests with <code>{props.apiKey.preview}</code> will be refused from the very next one. This cannot be undone; create a new key to
         replace it.
       </p>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorNote message={error} />
       <div className="actions">
         <button type="button" onClick={props.onClose}>
           Cancel

@@ -1,5 +1,6 @@
 import { type FormEvent, useState } from 'react';
 import { ApiFailure, api } from '../api.ts';
+import { ErrorNote } from '../components/ErrorNote.tsx';
 import { dollars } from '../format.ts';
 
 export function AuthPage(props: { mode: 'signin' | 'signup'; signupCreditCents: number; onSignedIn: () => Promise<void> }) {
@@ -52,11 +53,7 @@ export function AuthPage(props: { mode: 'signin' | 'signup'; signupCreditCents: 
             onChange={(e) => setPassword(e.target.value)}
           />
         </label>
-        {error ? (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <ErrorNote message={error} />
         <button type="submit" className="primary" disabled={busy}>
           {signup ? 'Sign up' : 'Sign in'}
         </button>

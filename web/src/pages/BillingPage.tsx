@@ -1,5 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useState } from 'react';
 import { type Account, ApiFailure, api, type LedgerEntry } from '../api.ts';
+import { Stat } from '../components/Stat.tsx';
 import { dollars, when } from '../format.ts';
 
 const KIND_LABEL: Record<LedgerEntry['kind'], string> = {
@@ -101,20 +102,9 @@ export function BillingPage(props: { account: Account; onChange: () => Promise<v
         </div>
       </div>
       <div className="stats">
-        <div className="card stat">
-          <span className="label">Balance</span>
-          <span className="value" data-testid="balance">
-            {dollars(account.balance_cents)}
-          </span>
-        </div>
-        <div className="card stat">
-          <span className="label">Available</span>
-          <span className="value">{dollars(account.available_cents)}</span>
-        </div>
-        <div className="card stat">
-          <span className="label">Held by requests in flight</span>
-          <span className="value">{dollars(account.held_cents)}</span>
-        </div>
+        <Stat label="Balance" value={dollars(account.balance_cents)} testId="balance" />
+        <Stat label="Available" value={dollars(account.available_cents)} />
+        <Stat label="Held by requests in flight" value={dollars(account.held_cents)} />
       </div>
       {props.account.role === 'admin' ? (
         <GrantForm

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { api, type DailyUsage, type Generation } from '../api.ts';
+import { Stat } from '../components/Stat.tsx';
 import { count, dollars } from '../format.ts';
 
 type UsageData = Awaited<ReturnType<typeof api.usage>>;
@@ -109,18 +110,9 @@ export function UsagePage() {
         </div>
       </div>
       <div className="stats">
-        <div className="card stat">
-          <span className="label">Requests</span>
-          <span className="value">{count(totals.requests)}</span>
-        </div>
-        <div className="card stat">
-          <span className="label">Tokens</span>
-          <span className="value">{count(totals.tokens)}</span>
-        </div>
-        <div className="card stat">
-          <span className="label">Cost</span>
-          <span className="value">{dollars(totals.cost)}</span>
-        </div>
+        <Stat label="Requests" value={count(totals.requests)} />
+        <Stat label="Tokens" value={count(totals.tokens)} />
+        <Stat label="Cost" value={dollars(totals.cost)} />
       </div>
       {data ? <Chart daily={data.daily} /> : null}
       <h2>Recent requests</h2>
