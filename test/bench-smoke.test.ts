@@ -12,7 +12,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 test('npm run bench -- --smoke drives every target and checks its own honesty', { timeout: 240_000 }, async () => {
   const args = ['--import', 'tsx', 'bench/run.ts', '--smoke'];
   if (process.env.BIZORA_TEST_POSTGRES !== '1') args.push('--no-postgres');
-  const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: ROOT, maxBuffer: 8 * 1024 * 1024 });
+  const run = await promisify(execFile)(process.execPath, args, { cwd: ROOT, maxBuffer: 8 * 1024 * 1024 }).catch(
+    (err: { stdout?: string; stderr?: string }) => {
+      assert.fail(`the benchmark failed:\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
+    },
+  );
+  const { stdout } = run;
   assert.match(stdout, /\| target \| mode \| conns \| req\/s \|/);
   for (const target of ['direct upstream', 'bare forwarder', 'bizora \\(SQLite\\)', 'portkey gateway']) {
     assert.match(stdout, new RegExp(`\\| ${target} \\| json \\| 32 \\|`), target);
