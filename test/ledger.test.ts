@@ -12,6 +12,7 @@ import {
   type LedgerExecutor,
   SqliteBatchLedgerExecutor,
 } from '../src/billing/ledger-executor.ts';
+import { postgresStatements } from '../src/billing/ledger-statements.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import type { Hold } from '../src/db/schema.ts';
@@ -48,10 +49,11 @@ for (const kind of testDatabaseKinds())
         tdb = await createTestDatabase(kind);
         database = openDatabase(tdb.url);
         await migrateToLatest(database.db);
-        ledger =
-          mode === 'group commit' && database.sqlite
-            ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
-            : new KyselyLedgerExecutor(database.db);
+        // Group commit is what the server runs (with PostgreSQL's fused statements); one
+        // transaction per operation exercises the general statements on both databases.
+        if (mode === 'transaction per operation') ledger = new KyselyLedgerExecutor(database.db);
+        else if (database.sqlite) ledger = new SqliteBatchLedgerExecutor(database.db, database.sqlite);
+        else ledger = new KyselyBatchLedgerExecutor(database.db, postgresStatements);
       });
       after(async () => {
         await database.close();

@@ -4,8 +4,8 @@
 // that makes it durable. A commit costs far more than the statements in it (bench/README.md), so
 // this is where throughput comes from. One transaction per operation remains for tools and tests.
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Database, Db } from '../db/connection.ts';
-import { kyselyStatements, type LedgerStatements, sqliteStatements } from './ledger-statements.ts';
+import type { Database, Db, Tx } from '../db/connection.ts';
+import { kyselyStatements, type LedgerStatements, postgresStatements, sqliteStatements } from './ledger-statements.ts';
 
 export interface LedgerExecutor {
   /** Runs `op` atomically: all of its statements take effect together, or none do. */
@@ -130,7 +130,10 @@ export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
  * transaction (GroupCommitExecutor), which is safe because nothing of it was kept.
  */
 export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly statementsFor: (tx: Tx) => LedgerStatements = kyselyStatements,
+  ) {
     super();
   }
 
@@ -138,7 +141,7 @@ export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
     const outcomes: Outcome[] = [];
     const trx = await this.db.startTransaction().execute();
     try {
-      const statements = kyselyStatements(trx);
+      const statements = this.statementsFor(trx);
       for (const p of batch) outcomes.push({ ok: true, value: await p.op(statements) });
       await trx.commit().execute();
     } catch (err) {
@@ -154,5 +157,7 @@ export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
 
 /** The server's executor for a database: group commit, on SQLite and on PostgreSQL. */
 export function createLedgerExecutor(database: Database): LedgerExecutor {
-  return database.sqlite ? new SqliteBatchLedgerExecutor(database.db, database.sqlite) : new KyselyBatchLedgerExecutor(database.db);
+  return database.sqlite
+    ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
+    : new KyselyBatchLedgerExecutor(database.db, postgresStatements);
 }

@@ -4,6 +4,7 @@
 // ledger's logic (ledger.ts) is written once against this interface. A LedgerStatements object
 // only exists inside a transaction, so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
 import type { Tx } from '../db/connection.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 
@@ -20,6 +21,24 @@ export interface LedgerStatements {
   adjust(accountId: string, change: { balance: number; held: number }): Promise<number | undefined>;
   insertEntry(entry: LedgerEntry): Promise<void>;
   insertUsage(record: NewUsageRecord): Promise<void>;
+  /**
+   * Optional, where a database can do it in one round trip (PostgreSQL): hold and insert the
+   * hold if the available balance covers it; whether it did.
+   */
+  holdAndInsert?(hold: Hold): Promise<boolean>;
+  /**
+   * Optional, one round trip: the usual settlement of a hold that is still open — close it,
+   * release it, charge, write the entry (its balance_after filled in) and the usage record.
+   * False when the hold was not open, and then nothing was written.
+   */
+  settleOpenHold?(input: {
+    hold: Hold;
+    close: HoldStatus;
+    now: number;
+    charge: number;
+    entry: LedgerEntry;
+    usage: NewUsageRecord;
+  }): Promise<boolean>;
 }
 
 export function kyselyStatements(tx: Tx): LedgerStatements {
@@ -127,6 +146,50 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
     },
     async insertUsage(u) {
       insertUsage.run(...USAGE_COLUMNS.map((c) => u[c] ?? null));
+    },
+  };
+}
+
+/**
+ * PostgreSQL: Kysely's statements plus the two fused ones, as data-modifying CTEs. Each ledger
+ * statement is a round trip, and every request's round trips serialise on its account's row
+ * lock, so fewer round trips is where PostgreSQL throughput comes from (bench/README.md).
+ */
+export function postgresStatements(tx: Tx): LedgerStatements {
+  const usageColumns = sql.join(USAGE_COLUMNS.map((c) => sql.ref(c)));
+  return {
+    ...kyselyStatements(tx),
+    async holdAndInsert(h) {
+      const r = await sql<{ id: string }>`
+        WITH held AS (
+          UPDATE accounts SET held_micros = held_micros + ${h.amount_micros}
+          WHERE id = ${h.account_id} AND balance_micros - held_micros >= ${h.amount_micros}
+          RETURNING id)
+        INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at)
+        SELECT ${h.id}, ${h.account_id}, ${h.request_id}, ${h.amount_micros}, ${h.status}, ${h.created_at}, ${h.expires_at}, NULL FROM held
+        RETURNING id`.execute(tx);
+      return r.rows.length === 1;
+    },
+    async settleOpenHold({ hold, close, now, charge, entry: e, usage }) {
+      const values = sql.join(USAGE_COLUMNS.map((c) => sql`${usage[c] ?? null}`));
+      const r = await sql<{ id: string }>`
+        WITH closed AS (
+          UPDATE holds SET status = ${close}, closed_at = ${now}
+          WHERE id = ${hold.id} AND status = 'open'
+          RETURNING account_id, amount_micros),
+        account AS (
+          UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - ${charge}
+          FROM closed c WHERE a.id = c.account_id
+          RETURNING a.balance_micros),
+        entry AS (
+          INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at)
+          SELECT ${e.id}, ${e.account_id}, ${e.kind}, ${e.amount_micros}, account.balance_micros, ${e.request_id}, ${e.reason}, ${e.hold_micros}, ${e.created_at}
+          FROM account
+          RETURNING id)
+        INSERT INTO usage_records (${usageColumns})
+        SELECT ${values} FROM entry
+        RETURNING id`.execute(tx);
+      return r.rows.length === 1;
     },
   };
 }

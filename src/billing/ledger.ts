@@ -5,36 +5,35 @@
 // transaction (ledger-executor.ts): the type system refuses a call outside one. Expected
 // outcomes (insufficient balance, hold already closed) are values.
 import type { Db } from '../db/connection.ts';
-import type { Hold, LedgerKind, NewUsageRecord } from '../db/schema.ts';
+import type { Hold, LedgerEntry, LedgerKind, NewUsageRecord } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
 import type { LedgerStatements } from './ledger-statements.ts';
 
-function addEntry(
-  s: LedgerStatements,
-  e: {
-    accountId: string;
-    kind: LedgerKind;
-    amount: number;
-    balanceAfter: number;
-    requestId?: string | null;
-    reason?: string | null;
-    holdMicros?: number | null;
-    now: number;
-  },
-): Promise<void> {
-  return s.insertEntry({
-    id: newId('le', e.now),
-    account_id: e.accountId,
-    kind: e.kind,
-    amount_micros: e.amount,
-    balance_after_micros: e.balanceAfter,
-    request_id: e.requestId ?? null,
-    reason: e.reason ?? null,
-    hold_micros: e.holdMicros ?? null,
-    created_at: e.now,
-  });
-}
+type EntryInput = {
+  accountId: string;
+  kind: LedgerKind;
+  amount: number;
+  balanceAfter: number;
+  requestId?: string | null;
+  reason?: string | null;
+  holdMicros?: number | null;
+  now: number;
+};
+
+const entryRow = (e: EntryInput): LedgerEntry => ({
+  id: newId('le', e.now),
+  account_id: e.accountId,
+  kind: e.kind,
+  amount_micros: e.amount,
+  balance_after_micros: e.balanceAfter,
+  request_id: e.requestId ?? null,
+  reason: e.reason ?? null,
+  hold_micros: e.holdMicros ?? null,
+  created_at: e.now,
+});
+
+const addEntry = (s: LedgerStatements, e: EntryInput): Promise<void> => s.insertEntry(entryRow(e));
 
 /** Adds credit. Returns the new balance, or null if the account does not exist. */
 export async function grantCredit(
@@ -68,10 +67,6 @@ export async function reserve(
 ): Promise<ReserveResult> {
   const amount = input.amountMicros;
   if (!Number.isSafeInteger(amount) || amount <= 0) throw new RangeError('a hold must be a positive integer');
-  if (!(await s.holdIfAvailable(input.accountId, amount))) {
-    const acct = await s.balances(input.accountId);
-    return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
-  }
   const hold: Hold = {
     id: newId('hold', input.now),
     account_id: input.accountId,
@@ -82,7 +77,12 @@ export async function reserve(
     expires_at: input.now + input.ttlMs,
     closed_at: null,
   };
-  await s.insertHold(hold);
+  const held = s.holdAndInsert ? await s.holdAndInsert(hold) : await s.holdIfAvailable(input.accountId, amount);
+  if (!held) {
+    const acct = await s.balances(input.accountId);
+    return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
+  }
+  if (!s.holdAndInsert) await s.insertHold(hold);
   return { ok: true, hold };
 }
 
@@ -101,8 +101,24 @@ export async function settle(
   input: { hold: Hold; costMicros: number; now: number; close: 'settled' | 'released'; usage: NewUsageRecord },
 ): Promise<SettleResult> {
   const { hold, now } = input;
-  const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let charge = Math.max(0, Math.min(input.costMicros, hold.amount_micros));
+  if (s.settleOpenHold) {
+    // The usual case in one statement; a hold that was not open takes the general path below.
+    const entry = entryRow({
+      accountId: hold.account_id,
+      kind: charge > 0 ? 'usage' : 'release',
+      amount: -charge,
+      balanceAfter: 0, // filled in by the statement
+      requestId: hold.request_id,
+      reason: charge > 0 ? null : 'request not billed',
+      holdMicros: hold.amount_micros,
+      now,
+    });
+    const usage = { ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros };
+    if (await s.settleOpenHold({ hold, close: input.close, now, charge, entry, usage }))
+      return { chargedMicros: charge, holdWasOpen: true };
+  }
+  const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
     balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: -hold.amount_micros });
