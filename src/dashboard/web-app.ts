@@ -1,7 +1,9 @@
 // The dashboard web app (web/, React + Vite): built into web/dist when the sources are newer
 // than the build, and served at / by the same server as the API.
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import { PROJECT_ROOT } from '../lib/project-root.ts';
@@ -27,8 +29,12 @@ export async function ensureWebBuild(log: (msg: string) => void = () => {}): Pro
   if (!webBuildIsStale()) return false;
   log('building the dashboard (web/ -> web/dist)…');
   const started = Date.now();
-  const { build } = await import('vite');
-  await build({ configFile: join(WEB_ROOT, 'vite.config.ts'), logLevel: 'warn' });
+  // In a child process: Vite and its bundler would otherwise stay in the server's memory for
+  // the rest of its life.
+  const vite = join(PROJECT_ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  await promisify(execFile)(process.execPath, [vite, 'build', '--config', join(WEB_ROOT, 'vite.config.ts'), '--logLevel', 'warn'], {
+    cwd: PROJECT_ROOT,
+  });
   log(`dashboard built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return true;
 }
