@@ -102,6 +102,8 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const { maxOutput, promptTokens } = checkLimits(body, route);
     const stream = body.stream === true;
     const startedAt = deps.clock.now();
+    // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
+    const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs);
     const meter = await Meter.open(
       { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
       {
@@ -117,8 +119,11 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       },
     );
 
-    const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs);
     const base = { promptTokens, completionTokens: 0 };
+    if (lifetime.clientGone) {
+      await meter.close({ ...base, status: 'cancelled', httpStatus: 499, bill: false });
+      return reply;
+    }
 
     let result: BackendResult;
     try {

@@ -24,6 +24,12 @@ export class RequestLifetime {
         this.controller.abort();
       }
     });
+    if (res.destroyed || res.socket?.destroyed) {
+      // Gone before we started watching (while the body was read): 'close' has come and gone.
+      clearTimeout(this.timer);
+      this.clientGone = true;
+      this.controller.abort();
+    }
   }
 
   get signal(): AbortSignal {
