@@ -39,21 +39,30 @@ type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number;
 export class Meter {
   private closing: Promise<number> | undefined;
 
-  private closed: () => void = () => {};
-
   private constructor(
     private readonly deps: MeterDeps,
     readonly ctx: MeterContext,
     readonly hold: Hold | null,
-  ) {
-    // A held request is open until it settles; shutdown waits for it (open-meters.ts).
-    if (hold) deps.openMeters.track(new Promise<void>((resolve) => (this.closed = resolve)));
-  }
+    private readonly closed: () => void,
+  ) {}
 
   static async open(deps: MeterDeps, ctx: MeterContext): Promise<Meter> {
-    if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null);
+    // Open from before the hold is placed until it settles: a shutdown waits for it
+    // (open-meters.ts), including a hold still being committed when the shutdown began.
+    let closed: () => void = () => {};
+    deps.openMeters.track(new Promise<void>((resolve) => (closed = resolve)));
+    try {
+      return await Meter.hold(deps, ctx, closed);
+    } catch (err) {
+      closed();
+      throw err;
+    }
+  }
+
+  private static async hold(deps: MeterDeps, ctx: MeterContext, closed: () => void): Promise<Meter> {
+    if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null, closed);
     const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
-    if (amount === 0) return new Meter(deps, ctx, null);
+    if (amount === 0) return new Meter(deps, ctx, null, closed);
     const result = await deps.ledger.run((s) =>
       reserve(s, {
         accountId: ctx.auth.account.id,
@@ -73,7 +82,7 @@ export class Meter {
         },
       });
     }
-    return new Meter(deps, ctx, result.hold);
+    return new Meter(deps, ctx, result.hold, closed);
   }
 
   /** Settles (or records, for test keys) once; later calls return the first result. */
