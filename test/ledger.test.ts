@@ -73,7 +73,6 @@ for (const kind of testDatabaseKinds())
             let seq = 0;
             const usage = (hold: Hold) => ({
               id: hold.request_id,
-              completion_id: `chatcmpl-${hold.request_id.slice(4)}`,
               account_id: acct.id,
               key_id: key.id,
               model: 'bizora',

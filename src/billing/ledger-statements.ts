@@ -86,7 +86,6 @@ export function kyselyStatements(tx: Tx): LedgerStatements {
 
 const USAGE_COLUMNS = [
   'id',
-  'completion_id',
   'account_id',
   'key_id',
   'model',

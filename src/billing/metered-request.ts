@@ -97,7 +97,6 @@ export class Meter {
     const cost = o.bill && this.hold ? costMicros(ctx.model.price, o.promptTokens, o.completionTokens) : 0;
     const usage = {
       id: ctx.requestId,
-      completion_id: ctx.completionId,
       account_id: ctx.auth.account.id,
       key_id: ctx.auth.key.id,
       model: ctx.model.id,

@@ -125,10 +125,18 @@ const m003: Migration = {
   },
 };
 
+// A completion id is derived from its request id (usage-store.ts), so it is not stored.
+const m004: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('usage_records').dropColumn('completion_id').execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '001_core': m001,
   '002_dashboard': m002,
   '003_lean_indexes': m003,
+  '004_derived_completion_id': m004,
 };
 
 /** Applies pending migrations; returns the names applied. Throws with the failing migration. */

@@ -70,7 +70,6 @@ export type UsageStatus = 'succeeded' | 'failed' | 'cancelled';
 export interface UsageRecordsTable {
   /** The request id (`req_…`), also sent as x-request-id. */
   id: string;
-  completion_id: string;
   account_id: string;
   key_id: string;
   model: string;

@@ -1,13 +1,14 @@
 // The public shape of one usage record: what /v1/generation and the dashboard both return.
 import { exactCents } from '../billing/pricing.ts';
 import type { UsageRecord } from '../db/schema.ts';
+import { completionIdFor } from './usage-store.ts';
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
 export function generationView(u: UsageRecord) {
   return {
     object: 'generation' as const,
-    id: u.completion_id,
+    id: completionIdFor(u.id),
     request_id: u.id,
     created: seconds(u.created_at),
     model: u.model,

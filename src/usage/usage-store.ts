@@ -1,11 +1,8 @@
-// usage_records: one row per chat completion request that reached a backend (or was refused
-// by it), written in the same transaction that settles the request's hold.
-import type { Db, Tx } from '../db/connection.ts';
-import type { NewUsageRecord, UsageRecord } from '../db/schema.ts';
-
-export async function insertUsage(tx: Tx | Db, record: NewUsageRecord): Promise<void> {
-  await tx.insertInto('usage_records').values(record).execute();
-}
+// usage_records: one row per chat completion request that held money or reached a backend,
+// written by the ledger (ledger-statements.ts) in the transaction that settles the request.
+// Here: finding a record, and the completion id every record answers to.
+import type { Db } from '../db/connection.ts';
+import type { UsageRecord } from '../db/schema.ts';
 
 // Completion ids are derived from request ids (`req_X` answers as `chatcmpl-X`), so either one
 // finds the record through the primary key.
