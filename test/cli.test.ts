@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { testDatabaseKinds } from './support/databases.ts';
+import { createTestDatabase, testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
 const BIN = fileURLToPath(new URL('../bin/bizora.js', import.meta.url));
@@ -98,6 +98,19 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^sk_live_[0-9A-Za-z]{39}$/m);
       assert.match(r.stdout, /not be shown again/);
+    });
+
+    test('migrate reports the migrations it applies, and nothing the second time', async () => {
+      const fresh = await createTestDatabase(kind);
+      try {
+        const env = { ...process.env, BIZORA_DATABASE_URL: fresh.url };
+        const first = JSON.parse((await run(process.execPath, [BIN, 'migrate', '--json'], { env })).stdout) as { applied: string[] };
+        assert.ok(first.applied.length >= 4 && first.applied[0] === '001_core', first.applied.join());
+        const second = JSON.parse((await run(process.execPath, [BIN, 'migrate', '--json'], { env })).stdout) as { applied: string[] };
+        assert.deepEqual(second.applied, []);
+      } finally {
+        await fresh.drop();
+      }
     });
 
     test('bad arguments get a one-line error and a non-zero exit', async () => {

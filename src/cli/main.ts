@@ -19,11 +19,12 @@ const print = (opts: Out, json: unknown, text: string) => console.log(opts.json 
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
 const dollars = (micros: number) => `$${(floorCents(micros) / 100).toFixed(2)}`;
 
-async function withDb<T>(fn: (d: Database) => Promise<T>): Promise<T> {
+/** Opens the configured database (migrated first, unless the command is `migrate` itself). */
+async function withDb<T>(fn: (d: Database) => Promise<T>, opts: { migrate: boolean } = { migrate: true }): Promise<T> {
   const config = loadConfig();
   const database = openDatabase(config.databaseUrl, { poolSize: 2 });
   try {
-    await migrateToLatest(database.db);
+    if (opts.migrate) await migrateToLatest(database.db);
     return await fn(database);
   } finally {
     await database.close();
@@ -67,17 +68,20 @@ export function buildCli(): Command {
   });
 
   json(program.command('migrate').description('apply pending database migrations')).action(async (opts: Out) => {
-    await withDb(async (d) => {
-      const config = loadConfig();
-      const applied = await migrateToLatest(d.db);
-      print(
-        opts,
-        { dialect: d.dialect, applied },
-        applied.length
-          ? `applied: ${applied.join(', ')}`
-          : `${d.dialect} database is up to date (${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'postgres'})`,
-      );
-    });
+    await withDb(
+      async (d) => {
+        const config = loadConfig();
+        const applied = await migrateToLatest(d.db);
+        print(
+          opts,
+          { dialect: d.dialect, applied },
+          applied.length
+            ? `applied: ${applied.join(', ')}`
+            : `${d.dialect} database is up to date (${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl : 'postgres'})`,
+        );
+      },
+      { migrate: false },
+    );
   });
 
   const accounts = program.command('accounts').description('manage accounts');
