@@ -2,7 +2,8 @@
 // the same turn of the event loop share one transaction, each inside its own SAVEPOINT, so one
 // operation failing rolls back only itself, and no operation is reported done before the COMMIT
 // that makes it durable. A commit costs far more than the statements in it (bench/README.md), so
-// this is where throughput comes from. One transaction per operation remains for tools and tests.
+// this is where throughput comes from. One transaction per operation (KyselyLedgerExecutor) is the
+// plain reference the property tests compare against.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Db, Tx } from '../db/connection.ts';
 import { kyselyStatements, type LedgerStatements, postgresStatements, sqliteStatements } from './ledger-statements.ts';

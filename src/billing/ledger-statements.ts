@@ -1,8 +1,9 @@
-// The handful of statements the ledger is made of, behind one interface with two
-// implementations: Kysely (any database, one transaction per operation) and prepared
-// better-sqlite3 statements (SQLite, many operations per group commit; ledger-executor.ts). The
-// ledger's logic (ledger.ts) is written once against this interface. A LedgerStatements object
-// only exists inside a transaction, so nothing can move money outside one.
+// The handful of statements the ledger is made of, behind one interface with three
+// implementations: Kysely (any database), prepared better-sqlite3 statements (SQLite in the
+// server), and Kysely plus two fused one-round-trip statements (PostgreSQL in the server). The
+// ledger's logic (ledger.ts) is written once against this interface; the property tests run it
+// on every implementation. A LedgerStatements object only exists inside a transaction
+// (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { Tx } from '../db/connection.ts';
