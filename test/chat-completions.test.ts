@@ -234,6 +234,23 @@ for (const kind of testDatabaseKinds()) {
       );
       await assert.rejects(ask(MAGIC.serverError), (e) => e instanceof OpenAI.InternalServerError && e.status === 502);
       await assert.rejects(ask(MAGIC.timeout), (e) => e instanceof OpenAI.InternalServerError && e.status === 504);
+      await assert.rejects(
+        ask(MAGIC.badRequest),
+        (e) => e instanceof OpenAI.BadRequestError && (e.error as { param: string }).param === 'messages',
+      );
+      await assert.rejects(ask(MAGIC.unauthorized), (e) => e instanceof OpenAI.AuthenticationError && e.message === '401 Invalid API key');
+      await assert.rejects(ask(MAGIC.forbidden), (e) => e instanceof OpenAI.PermissionDeniedError);
+      await assert.rejects(ask(MAGIC.internalError), (e) => e instanceof OpenAI.InternalServerError && e.status === 500);
+      const poor = await fetch(`${h.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${testKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: MAGIC.insufficientBalance }] }),
+      });
+      assert.equal(poor.status, 402);
+      assert.equal(
+        await poor.text(),
+        '{"error":{"type":"insufficient_balance","message":"Your API balance is insufficient...","details":{"balance_before_cents":50,"cost_cents":100}}}',
+      );
       const stream = await c.chat.completions.create({
         model: 'bizora',
         messages: [{ role: 'user', content: MAGIC.cutoff }],

@@ -10,12 +10,39 @@ import { countPromptTokens } from '../lib/tokens.ts';
 import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion, ChatMessage } from './backend.ts';
 
 export const MAGIC = {
+  badRequest: '[bizora:bad_request]',
+  unauthorized: '[bizora:unauthorized]',
+  insufficientBalance: '[bizora:insufficient_balance]',
+  forbidden: '[bizora:forbidden]',
   rateLimit: '[bizora:rate_limit]',
+  internalError: '[bizora:internal_error]',
   serverError: '[bizora:server_error]',
   timeout: '[bizora:timeout]',
   slow: '[bizora:slow]',
   cutoff: '[bizora:cutoff]',
 } as const;
+
+/**
+ * The errors magic prompts produce, each exactly as the real one is shaped (the 401 and 402 bodies
+ * byte for byte), so an integrator's handling of it can be tested with an sk_test_ key.
+ */
+const MAGIC_ERRORS: ReadonlyArray<[string, () => ApiError]> = [
+  [
+    MAGIC.badRequest,
+    () => new ApiError('invalid_request', { param: 'messages', message: `Simulated invalid request (magic prompt ${MAGIC.badRequest}).` }),
+  ],
+  [MAGIC.unauthorized, () => new ApiError('invalid_api_key')],
+  [MAGIC.insufficientBalance, () => new ApiError('insufficient_balance', { details: { balance_before_cents: 50, cost_cents: 100 } })],
+  [MAGIC.forbidden, () => new ApiError('permission_denied', { message: `Simulated permission error (magic prompt ${MAGIC.forbidden}).` })],
+  [
+    MAGIC.rateLimit,
+    () =>
+      new ApiError('rate_limited', { message: `Simulated rate limit (magic prompt ${MAGIC.rateLimit}).`, headers: { 'retry-after': '1' } }),
+  ],
+  [MAGIC.internalError, () => new ApiError('internal_error', { message: `Simulated server error (magic prompt ${MAGIC.internalError}).` })],
+  [MAGIC.serverError, () => new ApiError('upstream_error', { message: `Simulated backend failure (magic prompt ${MAGIC.serverError}).` })],
+  [MAGIC.timeout, () => new ApiError('upstream_timeout', { message: `Simulated backend timeout (magic prompt ${MAGIC.timeout}).` })],
+];
 
 const SLOW_CHUNK_DELAY_MS = 250;
 const WORDS_PER_CHUNK = 3;
@@ -83,18 +110,7 @@ export class SimulatorBackend implements ChatBackend {
 
   async chat({ request, stream, signal }: BackendCall): Promise<BackendResult> {
     const said = lastUserText(request.messages);
-    if (said.includes(MAGIC.rateLimit)) {
-      throw new ApiError('rate_limited', {
-        message: `Simulated rate limit (magic prompt ${MAGIC.rateLimit}).`,
-        headers: { 'retry-after': '1' },
-      });
-    }
-    if (said.includes(MAGIC.serverError)) {
-      throw new ApiError('upstream_error', { message: `Simulated backend failure (magic prompt ${MAGIC.serverError}).` });
-    }
-    if (said.includes(MAGIC.timeout)) {
-      throw new ApiError('upstream_timeout', { message: `Simulated backend timeout (magic prompt ${MAGIC.timeout}).` });
-    }
+    for (const [magic, error] of MAGIC_ERRORS) if (said.includes(magic)) throw error();
     const slow = said.includes(MAGIC.slow);
     const cutoff = said.includes(MAGIC.cutoff);
     const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? null;
