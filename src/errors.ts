@@ -11,26 +11,30 @@ type Entry = Readonly<{
   code: string | null;
   /** Whether an SDK retrying the same request could ever help (x-should-retry). */
   retry: boolean;
+  /** Headers every answer with this error carries. */
+  headers?: Readonly<Record<string, string>>;
 }>;
 
 const entry = (status: number, type: string, message: string, code: string | null, retry = false): Entry =>
   Object.freeze({ status, type, message, code, retry });
 
+// API-key failures tell the client how to authenticate (RFC 6750); dashboard sign-in failures do not.
+const bearerChallenge = (e: Entry): Entry => Object.freeze({ ...e, headers: { 'www-authenticate': 'Bearer' } });
+
 export const CATALOGUE = Object.freeze({
   invalid_json: entry(400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json'),
   invalid_request: entry(400, 'invalid_request_error', 'The request is invalid.', 'invalid_request'),
-  missing_api_key: entry(
-    401,
-    'authentication_error',
-    "Missing API key. Send it as 'Authorization: Bearer sk_live_YOUR_API_KEY' or 'X-Api-Key: sk_live_YOUR_API_KEY'.",
-    null,
+  missing_api_key: bearerChallenge(
+    entry(
+      401,
+      'authentication_error',
+      "Missing API key. Send it as 'Authorization: Bearer sk_live_YOUR_API_KEY' or 'X-Api-Key: sk_live_YOUR_API_KEY'.",
+      null,
+    ),
   ),
-  invalid_api_key: entry(401, 'authentication_error', 'Invalid API key', null),
-  conflicting_api_keys: entry(
-    401,
-    'authentication_error',
-    'The Authorization and X-Api-Key headers carry different API keys. Send one key.',
-    null,
+  invalid_api_key: bearerChallenge(entry(401, 'authentication_error', 'Invalid API key', null)),
+  conflicting_api_keys: bearerChallenge(
+    entry(401, 'authentication_error', 'The Authorization and X-Api-Key headers carry different API keys. Send one key.', null),
   ),
   not_signed_in: entry(401, 'authentication_error', 'Sign in to use the dashboard.', 'not_signed_in'),
   invalid_credentials: entry(401, 'authentication_error', 'The email or password is incorrect.', 'invalid_credentials'),
@@ -105,7 +109,7 @@ export class ApiError extends Error {
     this.param = opts.param;
     this.details = opts.details;
     this.publicCode = opts.publicCode !== undefined ? opts.publicCode : e.code;
-    this.headers = { ...(e.retry ? {} : { 'x-should-retry': 'false' }), ...opts.headers };
+    this.headers = { ...(e.retry ? {} : { 'x-should-retry': 'false' }), ...e.headers, ...opts.headers };
   }
 
   /** The OpenAI-shaped body. The 401 and 402 shapes are fixed byte-for-byte by the contract. */
@@ -120,5 +124,3 @@ export class ApiError extends Error {
     return { error };
   }
 }
-
-export const apiError = (code: ErrorCode, opts?: ErrorOptions): ApiError => new ApiError(code, opts);

@@ -44,6 +44,7 @@ for (const kind of testDatabaseKinds()) {
       const other = await h.newKey((await h.newAccount()).id);
       const res = await get({ authorization: `Bearer ${key}`, 'x-api-key': other.key });
       assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer');
       assert.equal(((await res.json()) as { error: { type: string } }).error.type, 'authentication_error');
     });
 

@@ -15,6 +15,9 @@ describe('error catalogue', () => {
       assert.equal(body.error.type, entry.type);
       if (e.status >= 500) assert.ok(['api_error', 'upstream_error'].includes(entry.type));
       if (!entry.retry) assert.equal(e.headers['x-should-retry'], 'false');
+      // Only the API-key failures challenge for a Bearer token; the dashboard's 401s do not.
+      const apiKeyFailure = ['missing_api_key', 'invalid_api_key', 'conflicting_api_keys'].includes(code);
+      assert.equal(e.headers['www-authenticate'], apiKeyFailure ? 'Bearer' : undefined);
     });
   }
 

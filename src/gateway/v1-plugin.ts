@@ -10,13 +10,8 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
   const { deps } = opts;
   // The API speaks JSON only; anything else is a 415 rather than a confusing schema error.
   app.removeContentTypeParser('text/plain');
-  app.addHook('onRequest', async (request, reply) => {
-    try {
-      request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
-    } catch (err) {
-      reply.header('www-authenticate', 'Bearer');
-      throw err;
-    }
+  app.addHook('onRequest', async (request) => {
+    request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
   });
   registerChatCompletions(app, deps);
