@@ -1,4 +1,6 @@
 // The accounts table: create and find. Balances change only through billing/ledger.ts.
+
+import { floorCents } from '../billing/pricing.ts';
 import type { Db } from '../db/connection.ts';
 import type { Account } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
@@ -6,6 +8,13 @@ import { newId } from '../lib/ids.ts';
 export type PublicAccount = Omit<Account, 'password_hash'>;
 
 const publicColumns = ['id', 'email', 'name', 'role', 'balance_micros', 'held_micros', 'created_at'] as const;
+
+/** An account's money in whole cents, rounded down, as every surface (API, dashboard, CLI) shows it. */
+export const balanceCents = (a: Pick<Account, 'balance_micros' | 'held_micros'>) => ({
+  balance_cents: floorCents(a.balance_micros),
+  available_cents: floorCents(a.balance_micros - a.held_micros),
+  held_cents: floorCents(a.held_micros),
+});
 
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 export const isEmail = (s: string): boolean => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s);

@@ -2,7 +2,6 @@
 // OpenAI-shaped request (model already renamed to the backend's own name) and gets back either
 // a complete JSON body or a stream of chunks. A backend reports failures by throwing ApiError;
 // before the first chunk that becomes the HTTP status, after it an error event in the stream.
-import type { ModelConfig } from '../config.ts';
 
 export type ChatMessage = { role: string; content?: unknown; [k: string]: unknown };
 
@@ -66,5 +65,3 @@ export interface ChatBackend {
   chat(call: BackendCall): Promise<BackendResult>;
   close?(): Promise<void>;
 }
-
-export type BackendFactory = (model: ModelConfig) => ChatBackend;

@@ -16,7 +16,6 @@ export type MeterContext = {
   model: ModelConfig;
   backendKind: string;
   requestId: string;
-  completionId: string;
   promptTokens: number;
   maxOutputTokens: number;
   stream: boolean;

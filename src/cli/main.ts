@@ -2,7 +2,7 @@
 // same BIZORA_* variables as the server (through loadConfig). Every command takes --json; a bad
 // argument gets one line on stderr and a non-zero exit.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { createAccount, findAccount, isEmail, type PublicAccount } from '../accounts/account-store.ts';
+import { balanceCents, createAccount, findAccount, isEmail, type PublicAccount } from '../accounts/account-store.ts';
 import { grantCredit, verifyLedger } from '../billing/ledger.ts';
 import { createLedgerExecutor } from '../billing/ledger-executor.ts';
 import { centsToMicros, floorCents } from '../billing/pricing.ts';
@@ -46,9 +46,7 @@ const positiveCents = (v: string): number => {
 const balanceView = (a: PublicAccount) => ({
   account_id: a.id,
   email: a.email,
-  balance_cents: floorCents(a.balance_micros),
-  available_cents: floorCents(a.balance_micros - a.held_micros),
-  held_cents: floorCents(a.held_micros),
+  ...balanceCents(a),
   balance_micros: a.balance_micros,
   held_micros: a.held_micros,
 });

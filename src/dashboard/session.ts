@@ -1,8 +1,7 @@
 // Who is signed in to the dashboard. The dashboard API is authenticated by the session cookie
 // only; an API key is never accepted there (and a session never works on /v1).
 import type { FastifyRequest } from 'fastify';
-import type { PublicAccount } from '../accounts/account-store.ts';
-import { floorCents } from '../billing/pricing.ts';
+import { balanceCents, type PublicAccount } from '../accounts/account-store.ts';
 import { ApiError } from '../errors.ts';
 
 declare module 'fastify' {
@@ -28,8 +27,6 @@ export const accountView = (a: PublicAccount) => ({
   email: a.email,
   name: a.name,
   role: a.role,
-  balance_cents: floorCents(a.balance_micros),
-  available_cents: floorCents(a.balance_micros - a.held_micros),
-  held_cents: floorCents(a.held_micros),
+  ...balanceCents(a),
   created_at: a.created_at,
 });

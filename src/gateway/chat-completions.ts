@@ -111,7 +111,6 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         model: route.model,
         backendKind: route.backend.kind,
         requestId: request.id,
-        completionId: completionIdFor(request.id),
         promptTokens,
         maxOutputTokens: maxOutput,
         stream,
@@ -177,7 +176,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       bill: true,
       finishReason,
     });
-    return reply.send({ ...answer, id: meter.ctx.completionId, model: meter.ctx.model.id, usage: withCost(usage, charged) });
+    return reply.send({ ...answer, id: completionIdFor(meter.ctx.requestId), model: meter.ctx.model.id, usage: withCost(usage, charged) });
   }
 
   async function sendStream(
@@ -190,7 +189,8 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     reply.hijack();
     reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
     const sse = new SseWriter(reply.raw);
-    const { completionId, model } = meter.ctx;
+    const { model } = meter.ctx;
+    const completionId = completionIdFor(request.id);
     let produced = '';
     let usage: Usage | undefined;
     let finishReason: string | null = null;

@@ -1,11 +1,13 @@
 // GET /v1/models, /v1/models/{id}, /v1/key, /v1/generation: read-only views for the calling key.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import { exactCents, floorCents } from '../billing/pricing.ts';
+import { balanceCents } from '../accounts/account-store.ts';
+import { exactCents } from '../billing/pricing.ts';
 import type { ModelConfig } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
+import { unixSeconds } from '../lib/clock.ts';
 import { generationView } from '../usage/generation-view.ts';
 import { findUsage } from '../usage/usage-store.ts';
 import { GenerationQuery, ModelParams } from './schemas.ts';
@@ -32,7 +34,7 @@ const authOf = (request: FastifyRequest): AuthContext => {
   return request.auth;
 };
 
-const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
+const seconds = (ms: number | null) => (ms === null ? null : unixSeconds(ms));
 
 export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/models', async () => ({ object: 'list', data: deps.models.list().map(modelObject) }));
@@ -55,6 +57,7 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
       .select(['id', 'balance_micros', 'held_micros'])
       .where('id', '=', key.account_id)
       .executeTakeFirstOrThrow();
+    const cents = balanceCents(account);
     return {
       object: 'api_key',
       id: key.id,
@@ -67,8 +70,8 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
       limits: { rate_limit: null, spend_limit_cents: null },
       account: {
         id: account.id,
-        balance_cents: floorCents(account.balance_micros),
-        available_balance_cents: floorCents(account.balance_micros - account.held_micros),
+        balance_cents: cents.balance_cents,
+        available_balance_cents: cents.available_cents,
       },
     };
   });

@@ -66,7 +66,3 @@ export async function revokeKey(db: Db, input: { keyId: string; now: number; acc
   if (!key || (input.accountId && key.account_id !== input.accountId)) return undefined;
   return key;
 }
-
-export function findKeyByHash(db: Db, hash: string): Promise<ApiKeyRow | undefined> {
-  return db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst();
-}

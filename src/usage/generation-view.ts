@@ -1,16 +1,15 @@
 // The public shape of one usage record: what /v1/generation and the dashboard both return.
 import { exactCents } from '../billing/pricing.ts';
 import type { UsageRecord } from '../db/schema.ts';
+import { unixSeconds } from '../lib/clock.ts';
 import { completionIdFor } from './usage-store.ts';
-
-const seconds = (ms: number) => Math.floor(ms / 1000);
 
 export function generationView(u: UsageRecord) {
   return {
     object: 'generation' as const,
     id: completionIdFor(u.id),
     request_id: u.id,
-    created: seconds(u.created_at),
+    created: unixSeconds(u.created_at),
     model: u.model,
     backend: u.backend,
     mode: u.mode,
