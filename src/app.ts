@@ -101,7 +101,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const apiErr = toApiError(err);
     if (!apiErr) {
-      request.log.error({ err, reqId: request.id }, 'unhandled error');
+      request.log.error({ err }, 'unhandled error');
       const internal = new ApiError('internal_error');
       return reply.code(internal.status).headers(internal.headers).send(internal.toBody());
     }

@@ -11,10 +11,6 @@ export class OpenMeters {
     return settlement;
   }
 
-  count(): number {
-    return this.open.size;
-  }
-
   /** Resolves when nothing is open, or after `timeoutMs`; returns how many were still open. */
   async drain(timeoutMs: number): Promise<number> {
     const end = Date.now() + timeoutMs;
