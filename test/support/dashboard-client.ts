@@ -1,4 +1,8 @@
 // A browser-like client of the dashboard API for HTTP tests: keeps cookies, sends the CSRF token.
+// Tests read the dashboard's JSON answers field by field and assert on them.
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON, checked by the assertions
+type Json = any;
+
 export class DashboardClient {
   private cookies = new Map<string, string>();
   csrf = '';
@@ -18,7 +22,7 @@ export class DashboardClient {
     path: string,
     body?: unknown,
     opts: { csrf?: boolean; headers?: Record<string, string> } = {},
-  ): Promise<{ status: number; body: any; headers: Headers }> {
+  ): Promise<{ status: number; body: Json; headers: Headers }> {
     const headers: Record<string, string> = { ...opts.headers };
     if (this.cookies.size) headers.cookie = this.cookieHeader();
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -45,7 +49,7 @@ export class DashboardClient {
     this.csrf = r.body.csrf_token;
   }
 
-  async signUp(email: string, password = 'correct horse battery'): Promise<any> {
+  async signUp(email: string, password = 'correct horse battery'): Promise<Json> {
     if (!this.csrf) await this.start();
     const r = await this.call('POST', '/signup', { email, password });
     if (r.status !== 201) throw new Error(`sign-up failed: ${r.status} ${JSON.stringify(r.body)}`);
