@@ -6,13 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/billing/ledger.ts';
-import {
-  KyselyBatchLedgerExecutor,
-  KyselyLedgerExecutor,
-  type LedgerExecutor,
-  SqliteBatchLedgerExecutor,
-} from '../src/billing/ledger-executor.ts';
-import { postgresStatements } from '../src/billing/ledger-statements.ts';
+import { createLedgerExecutor, KyselyLedgerExecutor, type LedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import type { Hold } from '../src/db/schema.ts';
@@ -26,7 +20,8 @@ type Op =
   | { op: 'settle'; pick: number; cost: number }
   | { op: 'release'; pick: number }
   | { op: 'expire'; pick: number }
-  | { op: 'burst'; amounts: number[] };
+  | { op: 'burst'; amounts: number[] }
+  | { op: 'crowd'; settles: number; cost: number; amounts: number[]; grant: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('grant' as const), micros: fc.integer({ min: 1, max: 50_000 }) }),
@@ -35,6 +30,15 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('release' as const), pick: fc.nat() }),
   fc.record({ op: fc.constant('expire' as const), pick: fc.nat() }),
   fc.record({ op: fc.constant('burst' as const), amounts: fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 2, maxLength: 12 }) }),
+  // Everything at once, so group commit puts them in one batch: settlements (one of them twice),
+  // new holds and a grant.
+  fc.record({
+    op: fc.constant('crowd' as const),
+    settles: fc.nat({ max: 4 }),
+    cost: fc.integer({ min: 0, max: 30_000 }),
+    amounts: fc.array(fc.integer({ min: 1, max: 20_000 }), { maxLength: 8 }),
+    grant: fc.integer({ min: 0, max: 30_000 }),
+  }),
 );
 
 const executors = ['group commit', 'transaction per operation'] as const;
@@ -51,9 +55,7 @@ for (const kind of testDatabaseKinds())
         await migrateToLatest(database.db);
         // Group commit is what the server runs (with PostgreSQL's fused statements); one
         // transaction per operation exercises the general statements on both databases.
-        if (mode === 'transaction per operation') ledger = new KyselyLedgerExecutor(database.db);
-        else if (database.sqlite) ledger = new SqliteBatchLedgerExecutor(database.db, database.sqlite);
-        else ledger = new KyselyBatchLedgerExecutor(database.db, postgresStatements);
+        ledger = mode === 'transaction per operation' ? new KyselyLedgerExecutor(database.db) : createLedgerExecutor(database);
       });
       after(async () => {
         await database.close();
@@ -119,6 +121,34 @@ for (const kind of testDatabaseKinds())
                 }
                 assert.ok(granted <= available, `${granted} held of ${available} available`);
                 held += granted;
+              } else if (o.op === 'crowd') {
+                const settling = open.splice(0, o.settles);
+                const settleOnce = (hold: Hold) =>
+                  ledger.run((s) => settle(s, { hold, costMicros: o.cost, now, close: 'settled', usage: usage(hold) }));
+                // The first hold is settled twice at once: exactly one of the two may succeed.
+                const [settled, reserved, granted] = await Promise.all([
+                  Promise.all([...settling, ...settling.slice(0, 1)].map((h) => settleOnce(h).catch(() => null))),
+                  Promise.all(o.amounts.map((m) => tryReserve(m))),
+                  o.grant ? ledger.run((s) => grantCredit(s, { accountId: acct.id, micros: o.grant, now })) : null,
+                ]);
+                if (settling.length) {
+                  const twice = [settled[0], settled[settling.length]];
+                  assert.equal(twice.filter(Boolean).length, 1, 'a request is settled once, even when settled twice at once');
+                  settled[0] = twice.find(Boolean) ?? null;
+                }
+                for (const [i, hold] of settling.entries()) {
+                  const r = settled[i];
+                  assert.ok(r, 'a settlement of an open hold succeeds');
+                  assert.equal(r.chargedMicros, Math.min(o.cost, hold.amount_micros));
+                  held -= hold.amount_micros;
+                  balance -= r.chargedMicros;
+                }
+                if (granted !== null) balance += o.grant;
+                for (const r of reserved)
+                  if (r.ok) {
+                    open.push(r.hold);
+                    held += r.hold.amount_micros;
+                  }
               } else if (open.length) {
                 const hold = open.splice(o.pick % open.length, 1)[0] as Hold;
                 if (o.op === 'expire') {
@@ -161,6 +191,42 @@ for (const kind of testDatabaseKinds())
           }),
           { numRuns: kind === 'sqlite' ? 60 : 25 },
         );
+      });
+
+      test('an operation that fails in a batch fails alone; the rest of the batch commits', async () => {
+        const { db } = database;
+        const now = Date.now();
+        const acct = await createAccount(db, { email: `${newId('acct')}@example.com`, now });
+        const key = await createKey(db, { accountId: acct.id, name: 'alone', mode: 'live', now });
+        await ledger.run((s) => grantCredit(s, { accountId: acct.id, micros: 100_000, now }));
+        const hold = (id: string, micros: number) =>
+          ledger.run((s) => reserve(s, { accountId: acct.id, requestId: id, amountMicros: micros, now, ttlMs: 60_000 }));
+        const first = await hold(`req_a_${acct.id}`, 10_000);
+        assert.ok(first.ok);
+        const usage = {
+          ...{ id: first.hold.request_id, account_id: acct.id, key_id: key.id, model: 'bizora', backend: 'simulator' },
+          ...{ mode: 'live' as const, stream: 0, status: 'succeeded' as const, http_status: 200, finish_reason: 'stop' },
+          ...{ prompt_tokens: 1, completion_tokens: 1, cost_micros: 0, hold_micros: 0, error_code: null, latency_ms: 1, created_at: now },
+        };
+        // One batch: a settlement, two new holds, and a hold reusing a request id (refused by the
+        // database: holds.request_id is unique).
+        const [settled, second, duplicate, third] = await Promise.allSettled([
+          ledger.run((s) => settle(s, { hold: first.hold, costMicros: 4_000, now, close: 'settled', usage })),
+          hold(`req_b_${acct.id}`, 20_000),
+          hold(`req_a_${acct.id}`, 5_000),
+          hold(`req_c_${acct.id}`, 30_000),
+        ]);
+        assert.equal(settled.status === 'fulfilled' && settled.value.chargedMicros, 4_000);
+        assert.ok(second.status === 'fulfilled' && second.value.ok);
+        assert.equal(duplicate.status, 'rejected');
+        assert.ok(third.status === 'fulfilled' && third.value.ok);
+        const row = await db
+          .selectFrom('accounts')
+          .select(['balance_micros', 'held_micros'])
+          .where('id', '=', acct.id)
+          .executeTakeFirstOrThrow();
+        assert.deepEqual([row.balance_micros, row.held_micros], [96_000, 50_000]);
+        assert.deepEqual((await verifyLedger(db)).problems, []);
       });
 
       test('ledger verify reports a balance that does not match its entries', async () => {

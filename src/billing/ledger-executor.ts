@@ -5,8 +5,18 @@
 // this is where throughput comes from. One transaction per operation (KyselyLedgerExecutor) is the
 // plain reference the property tests compare against.
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Database, Db, Tx } from '../db/connection.ts';
-import { kyselyStatements, type LedgerStatements, postgresStatements, sqliteStatements } from './ledger-statements.ts';
+import type { ControlledTransaction } from 'kysely';
+import type pg from 'pg';
+import type { Database, Db } from '../db/connection.ts';
+import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
+import {
+  fusedSql,
+  kyselyStatements,
+  type LedgerStatements,
+  postgresStatements,
+  type SettleOpenHold,
+  sqliteStatements,
+} from './ledger-statements.ts';
 
 export interface LedgerExecutor {
   /** Runs `op` atomically: all of its statements take effect together, or none do. */
@@ -16,8 +26,17 @@ export interface LedgerExecutor {
 export class KyselyLedgerExecutor implements LedgerExecutor {
   constructor(private readonly db: Db) {}
 
-  run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((tx) => op(kyselyStatements(tx)));
+  async run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute((tx) => op(kyselyStatements(tx)));
+      } catch (err) {
+        // Concurrent transactions on PostgreSQL can take the same rows in opposite orders (a
+        // settlement closes its hold, then updates the account; a hold does the reverse), and
+        // PostgreSQL then aborts one of them. Nothing of it was kept: run it again.
+        if (attempt >= 5 || (err as { code?: unknown }).code !== '40P01') throw err;
+      }
+    }
   }
 }
 
@@ -123,36 +142,145 @@ export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
 }
 
 /**
- * PostgreSQL: one Kysely transaction per batch. Every request touches its account's row, whose
- * lock is held until COMMIT; one transaction per operation serialised all requests of an account
- * on that lock and a WAL flush each (bench/README.md), a batch takes the lock and flushes once.
- * Savepoints would cost two round trips per operation, so the batch runs without them: an
- * operation that fails aborts the transaction, and the batch is re-run one operation per
- * transaction (GroupCommitExecutor), which is safe because nothing of it was kept.
+ * PostgreSQL. Every request touches its account's row, whose lock is held until COMMIT, and
+ * every statement is a round trip; one transaction per operation serialised all requests of an
+ * account on that lock, across round trips and a WAL flush each (bench/README.md). So a batch
+ * runs in two phases:
+ *
+ * 1. The first statement of every operation, when it is one of the fused all-or-nothing
+ *    statements (a hold, the usual settlement: almost every operation, and its only statement
+ *    when it succeeds), goes into one simple-protocol message that PostgreSQL runs as one
+ *    transaction: one round trip and one WAL flush for the whole batch.
+ * 2. Whatever an operation does after that (a hold that did not fit reads the balance; a late
+ *    settlement takes the general path), or an operation that starts with another statement
+ *    (an expiry, a grant), runs afterwards, one operation at a time in batch order, each in its
+ *    own transaction.
+ *
+ * This is equivalent to running the operations one by one: a fused statement that wrote is the
+ * whole of its operation, and one that did not wrote nothing, so running it ahead of others
+ * changes no outcome (a closed hold never reopens; a hold that did not fit is only reported).
+ * If the message fails, nothing of it was kept, and GroupCommitExecutor re-runs the batch one
+ * operation at a time.
  */
-export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
+export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
   constructor(
     private readonly db: Db,
-    private readonly statementsFor: (tx: Tx) => LedgerStatements = kyselyStatements,
+    private readonly pool: pg.Pool,
   ) {
     super();
   }
 
   protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
-    const outcomes: Outcome[] = [];
-    const trx = await this.db.startTransaction().execute();
-    try {
-      const statements = this.statementsFor(trx);
-      for (const p of batch) outcomes.push({ ok: true, value: await p.op(statements) });
-      await trx.commit().execute();
-    } catch (err) {
-      await trx
-        .rollback()
-        .execute()
-        .catch(() => {});
-      throw err;
+    const wave: FusedCall[] = [];
+    const probes = batch.map(() => new OperationProbe(this.db, wave));
+    // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
+    const runs = batch.map((p, i) => settled(p.op(probes[i] as OperationProbe)));
+    for (const probe of probes) probe.collecting = false;
+    if (wave.length) {
+      let results: pg.QueryResult[];
+      try {
+        const result: pg.QueryResult | pg.QueryResult[] = await this.pool.query(wave.map((c) => c.text).join(';\n'));
+        results = Array.isArray(result) ? result : [result];
+      } catch (err) {
+        for (const probe of probes) probe.abort(err);
+        for (const c of wave) c.fail(err);
+        await Promise.all(runs);
+        throw err;
+      }
+      for (const [i, c] of wave.entries()) c.done(results[i]?.rows.length === 1);
     }
+    const outcomes: Outcome[] = [];
+    for (const [i, probe] of probes.entries()) outcomes.push(await probe.finish(runs[i] as Promise<Outcome>));
     return outcomes;
+  }
+}
+
+type FusedCall = { text: string; done: (wrote: boolean) => void; fail: (err: unknown) => void };
+
+const settled = (p: Promise<unknown>): Promise<Outcome> =>
+  p.then(
+    (value) => ({ ok: true, value }),
+    (error) => ({ ok: false, error }),
+  );
+
+/**
+ * The LedgerStatements one operation of a PostgreSQL batch sees: its first statement, if fused,
+ * is queued for the batch's message; anything else waits for the operation's turn and runs in
+ * the operation's own transaction.
+ */
+class OperationProbe implements LedgerStatements {
+  collecting = true;
+  private calls = 0;
+  private wrote = false;
+  private tx: Promise<ControlledTransaction<DB>> | undefined;
+  private startTurn: (() => void) | undefined;
+  private stopTurn: ((err: unknown) => void) | undefined;
+  private readonly turn = new Promise<void>((resolve, reject) => {
+    this.startTurn = resolve;
+    this.stopTurn = reject;
+  });
+
+  constructor(
+    private readonly db: Db,
+    private readonly wave: FusedCall[],
+  ) {
+    this.turn.catch(() => {}); // an aborted batch rejects the turn of operations that never asked for it
+  }
+
+  holdAndInsert(hold: Hold): Promise<boolean> {
+    return this.fused(fusedSql.holdAndInsert(hold), (s) => s.holdAndInsert?.(hold));
+  }
+  settleOpenHold(input: SettleOpenHold): Promise<boolean> {
+    return this.fused(fusedSql.settleOpenHold(input), (s) => s.settleOpenHold?.(input));
+  }
+  holdIfAvailable = (accountId: string, amount: number) => this.serial((s) => s.holdIfAvailable(accountId, amount));
+  balances = (accountId: string) => this.serial((s) => s.balances(accountId));
+  insertHold = (hold: Hold) => this.serial((s) => s.insertHold(hold));
+  closeHold = (holdId: string, status: HoldStatus, now: number) => this.serial((s) => s.closeHold(holdId, status, now));
+  adjust = (accountId: string, change: { balance: number; held: number }) => this.serial((s) => s.adjust(accountId, change));
+  insertEntry = (entry: LedgerEntry) => this.serial((s) => s.insertEntry(entry));
+  insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
+
+  private fused(text: string, inTurn: (s: LedgerStatements) => Promise<boolean> | undefined): Promise<boolean> {
+    if (!(this.collecting && this.calls++ === 0)) return this.serial(async (s) => (await inTurn(s)) ?? false);
+    return new Promise<boolean>((resolve, reject) => {
+      this.wave.push({
+        text,
+        done: (wrote) => {
+          this.wrote = wrote;
+          resolve(wrote);
+        },
+        fail: reject,
+      });
+    });
+  }
+
+  private async serial<T>(statement: (s: LedgerStatements) => Promise<T>): Promise<T> {
+    this.calls++;
+    // Committed in the batch's message already: anything more would not be atomic with it.
+    if (this.wrote) throw new Error('a fused ledger statement that wrote must end its operation');
+    await this.turn;
+    this.tx ??= this.db.startTransaction().execute();
+    return statement(postgresStatements(await this.tx));
+  }
+
+  abort(err: unknown): void {
+    this.stopTurn?.(err);
+  }
+
+  /** Gives the operation its turn and waits for it: its outcome, once its own statements are committed. */
+  async finish(run: Promise<Outcome>): Promise<Outcome> {
+    this.startTurn?.();
+    const outcome = await run;
+    if (!this.tx) return outcome;
+    const tx = await this.tx;
+    try {
+      if (outcome.ok) await tx.commit().execute();
+      else await tx.rollback().execute();
+      return outcome;
+    } catch (error) {
+      return { ok: false, error };
+    }
   }
 }
 
@@ -160,5 +288,5 @@ export class KyselyBatchLedgerExecutor extends GroupCommitExecutor {
 export function createLedgerExecutor(database: Database): LedgerExecutor {
   return database.sqlite
     ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
-    : new KyselyBatchLedgerExecutor(database.db, postgresStatements);
+    : new PostgresBatchLedgerExecutor(database.db, database.pool as pg.Pool);
 }

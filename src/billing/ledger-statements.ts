@@ -1,11 +1,12 @@
 // The handful of statements the ledger is made of, behind one interface with three
 // implementations: Kysely (any database), prepared better-sqlite3 statements (SQLite in the
-// server), and Kysely plus two fused one-round-trip statements (PostgreSQL in the server). The
+// server), and Kysely plus two fused all-or-nothing statements (PostgreSQL in the server). The
 // ledger's logic (ledger.ts) is written once against this interface; the property tests run it
 // on every implementation. A LedgerStatements object only exists inside a transaction
 // (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
+import pg from 'pg';
 import type { Tx } from '../db/connection.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 
@@ -32,15 +33,17 @@ export interface LedgerStatements {
    * release it, charge, write the entry (its balance_after filled in) and the usage record.
    * False when the hold was not open, and then nothing was written.
    */
-  settleOpenHold?(input: {
-    hold: Hold;
-    close: HoldStatus;
-    now: number;
-    charge: number;
-    entry: LedgerEntry;
-    usage: NewUsageRecord;
-  }): Promise<boolean>;
+  settleOpenHold?(input: SettleOpenHold): Promise<boolean>;
 }
+
+export type SettleOpenHold = {
+  hold: Hold;
+  close: HoldStatus;
+  now: number;
+  charge: number;
+  entry: LedgerEntry;
+  usage: NewUsageRecord;
+};
 
 export function kyselyStatements(tx: Tx): LedgerStatements {
   return {
@@ -104,6 +107,7 @@ const USAGE_COLUMNS = [
   'latency_ms',
   'created_at',
 ] as const;
+const USAGE_COLUMN_LIST = USAGE_COLUMNS.join(', ');
 
 /** The same statements, prepared once on the SQLite connection and run synchronously. */
 export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatements {
@@ -120,7 +124,7 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
     'INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertUsage = sqlite.prepare(
-    `INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
+    `INSERT INTO usage_records (${USAGE_COLUMN_LIST}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
   );
   return {
     holdIfAvailable: async (accountId, amount) => hold.run(amount, accountId, amount).changes === 1,
@@ -150,46 +154,74 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
   };
 }
 
+/** A value as a PostgreSQL literal. Only the types the ledger writes; anything else is a bug. */
+export function pgLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`not an integer: ${v}`);
+    return String(v);
+  }
+  if (typeof v === 'string') return pg.escapeLiteral(v);
+  throw new TypeError(`no PostgreSQL literal for a ${typeof v}`);
+}
+
+/** SQL text that literalSql inserts as it is: our own identifiers, never a value. */
+class Raw {
+  constructor(readonly text: string) {}
+}
+
+/** SQL text with every interpolated value rendered as a literal, and an array as a list of them. */
+const literalSql = (parts: TemplateStringsArray, ...values: unknown[]): string =>
+  parts.reduce((text, part, i) => {
+    const v = values[i - 1];
+    const rendered = v instanceof Raw ? v.text : Array.isArray(v) ? v.map(pgLiteral).join(', ') : pgLiteral(v);
+    return text + rendered + part;
+  });
+
 /**
- * PostgreSQL: Kysely's statements plus the two fused ones, as data-modifying CTEs. Each ledger
- * statement is a round trip, and every request's round trips serialise on its account's row
- * lock, so fewer round trips is where PostgreSQL throughput comes from (bench/README.md).
+ * PostgreSQL's fused statements, as complete SQL text: the batch executor sends a batch of them
+ * in one simple-protocol message, which PostgreSQL runs as one transaction in one round trip
+ * (ledger-executor.ts). Each either does all of its writes or none (and then returns no row),
+ * which is what lets the executor run them ahead of the batch's other statements.
+ */
+export const fusedSql = {
+  holdAndInsert: (h: Hold): string => literalSql`
+    WITH held AS (
+      UPDATE accounts SET held_micros = held_micros + ${h.amount_micros}
+      WHERE id = ${h.account_id} AND balance_micros - held_micros >= ${h.amount_micros}
+      RETURNING id)
+    INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at)
+    SELECT ${h.id}, ${h.account_id}, ${h.request_id}, ${h.amount_micros}, ${h.status}, ${h.created_at}, ${h.expires_at}, NULL FROM held
+    RETURNING id`,
+
+  settleOpenHold: ({ hold, close, now, charge, entry: e, usage }: SettleOpenHold): string => literalSql`
+    WITH closed AS (
+      UPDATE holds SET status = ${close}, closed_at = ${now}
+      WHERE id = ${hold.id} AND status = 'open'
+      RETURNING account_id, amount_micros),
+    account AS (
+      UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - ${charge}
+      FROM closed c WHERE a.id = c.account_id
+      RETURNING a.balance_micros),
+    entry AS (
+      INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at)
+      SELECT ${[e.id, e.account_id, e.kind, e.amount_micros]}, account.balance_micros, ${[e.request_id, e.reason, e.hold_micros, e.created_at]}
+      FROM account
+      RETURNING id)
+    INSERT INTO usage_records (${new Raw(USAGE_COLUMN_LIST)})
+    SELECT ${USAGE_COLUMNS.map((c) => usage[c])} FROM entry
+    RETURNING id`,
+};
+
+/**
+ * PostgreSQL inside one Kysely transaction: Kysely's statements plus the two fused ones. The
+ * batch executor runs the fused statements of a batch together and only the rest through this.
  */
 export function postgresStatements(tx: Tx): LedgerStatements {
-  const usageColumns = sql.join(USAGE_COLUMNS.map((c) => sql.ref(c)));
+  const wrote = async (text: string) => (await sql.raw<{ id: string }>(text).execute(tx)).rows.length === 1;
   return {
     ...kyselyStatements(tx),
-    async holdAndInsert(h) {
-      const r = await sql<{ id: string }>`
-        WITH held AS (
-          UPDATE accounts SET held_micros = held_micros + ${h.amount_micros}
-          WHERE id = ${h.account_id} AND balance_micros - held_micros >= ${h.amount_micros}
-          RETURNING id)
-        INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at)
-        SELECT ${h.id}, ${h.account_id}, ${h.request_id}, ${h.amount_micros}, ${h.status}, ${h.created_at}, ${h.expires_at}, NULL FROM held
-        RETURNING id`.execute(tx);
-      return r.rows.length === 1;
-    },
-    async settleOpenHold({ hold, close, now, charge, entry: e, usage }) {
-      const values = sql.join(USAGE_COLUMNS.map((c) => sql`${usage[c] ?? null}`));
-      const r = await sql<{ id: string }>`
-        WITH closed AS (
-          UPDATE holds SET status = ${close}, closed_at = ${now}
-          WHERE id = ${hold.id} AND status = 'open'
-          RETURNING account_id, amount_micros),
-        account AS (
-          UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - ${charge}
-          FROM closed c WHERE a.id = c.account_id
-          RETURNING a.balance_micros),
-        entry AS (
-          INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at)
-          SELECT ${e.id}, ${e.account_id}, ${e.kind}, ${e.amount_micros}, account.balance_micros, ${e.request_id}, ${e.reason}, ${e.hold_micros}, ${e.created_at}
-          FROM account
-          RETURNING id)
-        INSERT INTO usage_records (${usageColumns})
-        SELECT ${values} FROM entry
-        RETURNING id`.execute(tx);
-      return r.rows.length === 1;
-    },
+    holdAndInsert: (h) => wrote(fusedSql.holdAndInsert(h)),
+    settleOpenHold: (input) => wrote(fusedSql.settleOpenHold(input)),
   };
 }

@@ -17,6 +17,8 @@ export type Database = {
   dialect: Dialect;
   /** The SQLite connection under Kysely, for prepared hot-path statements; undefined on PostgreSQL. */
   sqlite?: SQLite.Database;
+  /** The pool under Kysely, for the ledger's batched statements; undefined on SQLite. */
+  pool?: pg.Pool;
   close(): Promise<void>;
 };
 
@@ -59,5 +61,5 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   // the pool replaces it and the next query reports any lasting problem.
   pool.on('error', () => {});
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, dialect: 'postgres', pool, close: () => db.destroy() };
 }
