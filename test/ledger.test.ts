@@ -229,6 +229,29 @@ for (const kind of testDatabaseKinds())
         assert.deepEqual((await verifyLedger(db)).problems, []);
       });
 
+      test('text from upstream reaches the usage record exactly as given', async () => {
+        const { db } = database;
+        const now = Date.now();
+        const acct = await createAccount(db, { email: `${newId('acct')}@example.com`, now });
+        const key = await createKey(db, { accountId: acct.id, name: 'text', mode: 'live', now });
+        await ledger.run((s) => grantCredit(s, { accountId: acct.id, micros: 1_000, now }));
+        const r = await ledger.run((s) =>
+          reserve(s, { accountId: acct.id, requestId: `req_t_${acct.id}`, amountMicros: 100, now, ttlMs: 60_000 }),
+        );
+        assert.ok(r.ok);
+        // PostgreSQL's batch executor writes values as literals (ledger-statements.ts).
+        const odd = "it's \\ a 'quote'); DELETE FROM accounts; -- \u00e9\u{1F600}";
+        const usage = {
+          ...{ id: r.hold.request_id, account_id: acct.id, key_id: key.id, model: odd, backend: 'simulator' },
+          ...{ mode: 'live' as const, stream: 1, status: 'succeeded' as const, http_status: 200, finish_reason: odd },
+          ...{ prompt_tokens: 1, completion_tokens: 1, cost_micros: 0, hold_micros: 0, error_code: null, latency_ms: 1, created_at: now },
+        };
+        await ledger.run((s) => settle(s, { hold: r.hold, costMicros: 7, now, close: 'settled', usage }));
+        const row = await db.selectFrom('usage_records').selectAll().where('id', '=', r.hold.request_id).executeTakeFirstOrThrow();
+        assert.deepEqual([row.model, row.finish_reason, row.error_code, row.stream, row.cost_micros], [odd, odd, null, 1, 7]);
+        assert.ok(await db.selectFrom('accounts').select('id').where('id', '=', acct.id).executeTakeFirst());
+      });
+
       test('ledger verify reports a balance that does not match its entries', async () => {
         const { db } = database;
         const acct = await createAccount(db, { email: `${newId('acct')}@example.com`, now: Date.now() });

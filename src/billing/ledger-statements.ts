@@ -5,7 +5,7 @@
 // on every implementation. A LedgerStatements object only exists inside a transaction
 // (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { Tx } from '../db/connection.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
@@ -165,63 +165,98 @@ export function pgLiteral(v: unknown): string {
   throw new TypeError(`no PostgreSQL literal for a ${typeof v}`);
 }
 
-/** SQL text that literalSql inserts as it is: our own identifiers, never a value. */
-class Raw {
-  constructor(readonly text: string) {}
-}
+/** A statement PostgreSQL keeps prepared on a connection, by name. */
+export type NamedStatement = { name: string; text: string };
+/** One execution of a fused statement. */
+export type FusedCall = { statement: NamedStatement; params: readonly unknown[] };
 
-/** SQL text with every interpolated value rendered as a literal, and an array as a list of them. */
-const literalSql = (parts: TemplateStringsArray, ...values: unknown[]): string =>
-  parts.reduce((text, part, i) => {
-    const v = values[i - 1];
-    const rendered = v instanceof Raw ? v.text : Array.isArray(v) ? v.map(pgLiteral).join(', ') : pgLiteral(v);
-    return text + rendered + part;
-  });
+const USAGE_TYPES: Record<(typeof USAGE_COLUMNS)[number], 'text' | 'integer' | 'bigint'> = {
+  id: 'text',
+  account_id: 'text',
+  key_id: 'text',
+  model: 'text',
+  backend: 'text',
+  mode: 'text',
+  stream: 'integer',
+  status: 'text',
+  http_status: 'integer',
+  finish_reason: 'text',
+  prompt_tokens: 'integer',
+  completion_tokens: 'integer',
+  cost_micros: 'bigint',
+  hold_micros: 'bigint',
+  error_code: 'text',
+  latency_ms: 'integer',
+  created_at: 'bigint',
+};
 
 /**
- * PostgreSQL's fused statements, as complete SQL text: the batch executor sends a batch of them
- * in one simple-protocol message, which PostgreSQL runs as one transaction in one round trip
- * (ledger-executor.ts). Each either does all of its writes or none (and then returns no row),
- * which is what lets the executor run them ahead of the batch's other statements.
+ * PostgreSQL's two fused statements: each either does all of its writes or none (and then
+ * returns no row), which is what lets the batch executor run them ahead of a batch's other
+ * statements (ledger-executor.ts). Parameters carry explicit types so that the same text serves
+ * as a prepared statement and as a parameterised query.
  */
-export const fusedSql = {
-  holdAndInsert: (h: Hold): string => literalSql`
-    WITH held AS (
-      UPDATE accounts SET held_micros = held_micros + ${h.amount_micros}
-      WHERE id = ${h.account_id} AND balance_micros - held_micros >= ${h.amount_micros}
+const HOLD_AND_INSERT: NamedStatement = {
+  name: 'bizora_hold_and_insert',
+  text: `WITH held AS (
+      UPDATE accounts SET held_micros = held_micros + $4::bigint
+      WHERE id = $2::text AND balance_micros - held_micros >= $4::bigint
       RETURNING id)
     INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at)
-    SELECT ${h.id}, ${h.account_id}, ${h.request_id}, ${h.amount_micros}, ${h.status}, ${h.created_at}, ${h.expires_at}, NULL FROM held
+    SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::bigint, $7::bigint, NULL FROM held
     RETURNING id`,
+};
 
-  settleOpenHold: ({ hold, close, now, charge, entry: e, usage }: SettleOpenHold): string => literalSql`
-    WITH closed AS (
-      UPDATE holds SET status = ${close}, closed_at = ${now}
-      WHERE id = ${hold.id} AND status = 'open'
+const SETTLE_OPEN_HOLD: NamedStatement = {
+  name: 'bizora_settle_open_hold',
+  text: `WITH closed AS (
+      UPDATE holds SET status = $1::text, closed_at = $2::bigint
+      WHERE id = $3::text AND status = 'open'
       RETURNING account_id, amount_micros),
     account AS (
-      UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - ${charge}
+      UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - $4::bigint
       FROM closed c WHERE a.id = c.account_id
       RETURNING a.balance_micros),
     entry AS (
       INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at)
-      SELECT ${[e.id, e.account_id, e.kind, e.amount_micros]}, account.balance_micros, ${[e.request_id, e.reason, e.hold_micros, e.created_at]}
-      FROM account
+      SELECT $5::text, $6::text, $7::text, $8::bigint, account.balance_micros, $9::text, $10::text, $11::bigint, $12::bigint FROM account
       RETURNING id)
-    INSERT INTO usage_records (${new Raw(USAGE_COLUMN_LIST)})
-    SELECT ${USAGE_COLUMNS.map((c) => usage[c])} FROM entry
+    INSERT INTO usage_records (${USAGE_COLUMN_LIST})
+    SELECT ${USAGE_COLUMNS.map((c, i) => `$${13 + i}::${USAGE_TYPES[c]}`).join(', ')} FROM entry
     RETURNING id`,
 };
+
+export const PG_FUSED_STATEMENTS: readonly NamedStatement[] = [HOLD_AND_INSERT, SETTLE_OPEN_HOLD];
+
+export const fusedCall = {
+  holdAndInsert: (h: Hold): FusedCall => ({
+    statement: HOLD_AND_INSERT,
+    params: [h.id, h.account_id, h.request_id, h.amount_micros, h.status, h.created_at, h.expires_at],
+  }),
+  settleOpenHold: ({ hold, close, now, charge, entry: e, usage }: SettleOpenHold): FusedCall => ({
+    statement: SETTLE_OPEN_HOLD,
+    params: [
+      ...[close, now, hold.id, charge],
+      ...[e.id, e.account_id, e.kind, e.amount_micros, e.request_id, e.reason, e.hold_micros, e.created_at],
+      ...USAGE_COLUMNS.map((c) => usage[c] ?? null),
+    ],
+  }),
+};
+
+/** PREPARE text for a connection. */
+export const prepareSql = (s: NamedStatement): string => `PREPARE ${s.name} AS ${s.text}`;
+/** EXECUTE text of a call, with its parameters as literals, for a connection that prepared it. */
+export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}(${c.params.map(pgLiteral).join(', ')})`;
 
 /**
  * PostgreSQL inside one Kysely transaction: Kysely's statements plus the two fused ones. The
  * batch executor runs the fused statements of a batch together and only the rest through this.
  */
 export function postgresStatements(tx: Tx): LedgerStatements {
-  const wrote = async (text: string) => (await sql.raw<{ id: string }>(text).execute(tx)).rows.length === 1;
+  const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
   return {
     ...kyselyStatements(tx),
-    holdAndInsert: (h) => wrote(fusedSql.holdAndInsert(h)),
-    settleOpenHold: (input) => wrote(fusedSql.settleOpenHold(input)),
+    holdAndInsert: (h) => wrote(fusedCall.holdAndInsert(h)),
+    settleOpenHold: (input) => wrote(fusedCall.settleOpenHold(input)),
   };
 }
