@@ -21,7 +21,7 @@ type Op =
   | { op: 'release'; pick: number }
   | { op: 'expire'; pick: number }
   | { op: 'burst'; amounts: number[] }
-  | { op: 'crowd'; settles: number; cost: number; amounts: number[]; grant: number };
+  | { op: 'crowd'; settles: number; cost: number; amounts: number[]; grant: number; late: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('grant' as const), micros: fc.integer({ min: 1, max: 50_000 }) }),
@@ -38,6 +38,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     cost: fc.integer({ min: 0, max: 30_000 }),
     amounts: fc.array(fc.integer({ min: 1, max: 20_000 }), { maxLength: 8 }),
     grant: fc.integer({ min: 0, max: 30_000 }),
+    late: fc.boolean(),
   }),
 );
 
@@ -55,7 +56,7 @@ for (const kind of testDatabaseKinds())
         await migrateToLatest(database.db);
         // Group commit is what the server runs (with PostgreSQL's fused statements); one
         // transaction per operation exercises the general statements on both databases.
-        ledger = mode === 'transaction per operation' ? new KyselyLedgerExecutor(database.db) : createLedgerExecutor(database);
+        ledger = mode === 'transaction per operation' ? new KyselyLedgerExecutor(database) : createLedgerExecutor(database);
       });
       after(async () => {
         await database.close();
@@ -122,6 +123,21 @@ for (const kind of testDatabaseKinds())
                 assert.ok(granted <= available, `${granted} held of ${available} available`);
                 held += granted;
               } else if (o.op === 'crowd') {
+                // A late settlement (its hold expired) charges what is available when it runs,
+                // while new holds take from the same balance.
+                const late = o.late ? open.pop() : undefined;
+                if (late) {
+                  await db
+                    .updateTable('holds')
+                    .set({ expires_at: now - 1 })
+                    .where('id', '=', late.id)
+                    .execute();
+                  await expireHolds(db, ledger, now);
+                  held -= late.amount_micros;
+                }
+                const settleLate = late
+                  ? ledger.run((s) => settle(s, { hold: late, costMicros: late.amount_micros, now, close: 'settled', usage: usage(late) }))
+                  : null;
                 const settling = open.splice(0, o.settles);
                 const settleOnce = (hold: Hold) =>
                   ledger.run((s) => settle(s, { hold, costMicros: o.cost, now, close: 'settled', usage: usage(hold) }));
@@ -144,6 +160,7 @@ for (const kind of testDatabaseKinds())
                   balance -= r.chargedMicros;
                 }
                 if (granted !== null) balance += o.grant;
+                if (settleLate) balance -= (await settleLate).chargedMicros;
                 for (const r of reserved)
                   if (r.ok) {
                     open.push(r.hold);

@@ -28,12 +28,13 @@ export interface LedgerExecutor {
 }
 
 export class KyselyLedgerExecutor implements LedgerExecutor {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly database: Pick<Database, 'db' | 'dialect'>) {}
 
   async run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.db.transaction().execute((tx) => op(kyselyStatements(tx)));
+        const lockRows = this.database.dialect === 'postgres';
+        return await this.database.db.transaction().execute((tx) => op(kyselyStatements(tx, { lockRows })));
       } catch (err) {
         // Concurrent transactions on PostgreSQL can take the same rows in opposite orders (a
         // settlement closes its hold, then updates the account; a hold does the reverse), and

@@ -45,7 +45,12 @@ export type SettleOpenHold = {
   usage: NewUsageRecord;
 };
 
-export function kyselyStatements(tx: Tx): LedgerStatements {
+/**
+ * `lockRows` (PostgreSQL): reading the balances locks the account row until COMMIT, so that what
+ * a late settlement computes from them (the charge it can still afford) still holds when it
+ * writes, whatever other transactions commit meanwhile. SQLite has one writer at a time.
+ */
+export function kyselyStatements(tx: Tx, { lockRows = false } = {}): LedgerStatements {
   return {
     async holdIfAvailable(accountId, amount) {
       const r = await tx
@@ -56,8 +61,10 @@ export function kyselyStatements(tx: Tx): LedgerStatements {
         .executeTakeFirst();
       return r.numUpdatedRows === 1n;
     },
-    balances: (accountId) =>
-      tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId).executeTakeFirst(),
+    balances(accountId) {
+      const q = tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId);
+      return (lockRows ? q.forUpdate() : q).executeTakeFirst();
+    },
     async insertHold(hold) {
       await tx.insertInto('holds').values(hold).execute();
     },
@@ -255,7 +262,7 @@ export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}
 export function postgresStatements(tx: Tx): LedgerStatements {
   const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
   return {
-    ...kyselyStatements(tx),
+    ...kyselyStatements(tx, { lockRows: true }),
     holdAndInsert: (h) => wrote(fusedCall.holdAndInsert(h)),
     settleOpenHold: (input) => wrote(fusedCall.settleOpenHold(input)),
   };
