@@ -4,8 +4,10 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { ensureWebBuild } from './dashboard/web-app.ts';
 import { createDeps } from './deps.ts';
+import { tuneHeapGrowth } from './lib/memory.ts';
 
 export async function serve(): Promise<void> {
+  tuneHeapGrowth();
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();
