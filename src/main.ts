@@ -4,10 +4,9 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { ensureWebBuild } from './dashboard/web-app.ts';
 import { createDeps } from './deps.ts';
-import { tuneHeapGrowth } from './lib/memory.ts';
+import { tuneHeap } from './lib/memory.ts';
 
 export async function serve(): Promise<void> {
-  tuneHeapGrowth();
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();
@@ -25,6 +24,7 @@ export async function serve(): Promise<void> {
   app.log.info(`database: ${deps.dialect}${deps.dialect === 'sqlite' ? ` (${config.databaseUrl.replace(/^sqlite:/, '')})` : ''}`);
   deps.lastUsed.start();
   deps.sweeper.start((err) => app.log.error({ err }, 'hold sweep failed'));
+  tuneHeap();
   await app.listen({ host: config.host, port: config.port });
 
   let stopping = false;
