@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { generateKey } from '../src/keys/key-format.ts';
+import { generateKey, hashKey } from '../src/keys/key-format.ts';
 import { revokeKey } from '../src/keys/key-store.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
@@ -114,6 +114,24 @@ for (const kind of testDatabaseKinds()) {
         body: chatBody,
       });
       assert.equal(await res.text(), INVALID);
+    });
+
+    test('keys presented at the same moment are each judged on their own row', async () => {
+      // On PostgreSQL the look-ups of one event-loop turn share one query (key-lookup.ts).
+      const acct = await h.newAccount({ cents: 100 });
+      const [live, revoked] = [await h.newKey(acct.id), await h.newKey(acct.id)];
+      await revokeKey(h.deps.db, { keyId: revoked.id, now: Date.now() });
+      const presented = [live.key, revoked.key, generateKey('live'), live.key, key, revoked.key];
+      const statuses = await Promise.all(presented.map((k) => get({ authorization: `Bearer ${k}` }).then((r) => r.status)));
+      assert.deepEqual(statuses, [200, 401, 401, 200, 200, 401]);
+      const found = await Promise.all([live, revoked].map((k) => h.deps.findKey(hashKey(k.key))));
+      assert.deepEqual(
+        found.map((r) => [r?.id, r?.revoked_at === null]),
+        [
+          [live.id, true],
+          [revoked.id, false],
+        ],
+      );
     });
 
     test('an expired key is refused', async () => {
