@@ -1,9 +1,9 @@
 // Runs ledger operations atomically. The server uses group commit: operations that arrive in
 // the same turn of the event loop share one transaction, one operation failing fails only
 // itself (the batch is re-run one operation per transaction), and no operation is reported done
-// before the COMMIT that makes it durable. A commit costs far more than the statements in it (bench/README.md), so
-// this is where throughput comes from. One transaction per operation (KyselyLedgerExecutor) is the
-// plain reference the property tests compare against.
+// before the COMMIT that makes it durable. A commit costs far more than the statements in it
+// (bench/README.md), so this is where throughput comes from. One transaction per operation
+// (KyselyLedgerExecutor) is the plain reference the property tests compare against.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ControlledTransaction } from 'kysely';
 import type pg from 'pg';
@@ -205,9 +205,12 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
         this.prepared.add(client);
       }
       const result: pg.QueryResult | pg.QueryResult[] = await client.query(text);
-      return Array.isArray(result) ? result : [result];
-    } finally {
       client.release();
+      return Array.isArray(result) ? result : [result];
+    } catch (err) {
+      // The pool replaces the connection: a failure can leave it in any state.
+      client.release(err instanceof Error ? err : true);
+      throw err;
     }
   }
 }
@@ -285,13 +288,17 @@ class OperationProbe implements LedgerStatements {
     this.stopTurn?.(err);
   }
 
-  /** Gives the operation its turn and waits for it: its outcome, once its own statements are committed. */
+  /**
+   * Gives the operation its turn and waits for it: its outcome, once its own statements are
+   * committed. Never throws: the batch's message is committed by now, so the batch must not be
+   * re-run.
+   */
   async finish(run: Promise<Outcome>): Promise<Outcome> {
     this.startTurn?.();
     const outcome = await run;
     if (!this.tx) return outcome;
-    const tx = await this.tx;
     try {
+      const tx = await this.tx;
       if (outcome.ok) await tx.commit().execute();
       else await tx.rollback().execute();
       return outcome;
