@@ -93,6 +93,16 @@ for (const kind of testDatabaseKinds())
               latency_ms: 1,
               created_at: now,
             });
+            // The hold's time runs out and the sweeper releases it.
+            const expire = async (hold: Hold) => {
+              await db
+                .updateTable('holds')
+                .set({ expires_at: now - 1 })
+                .where('id', '=', hold.id)
+                .execute();
+              await expireHolds(db, ledger, now);
+              held -= hold.amount_micros;
+            };
             const tryReserve = (micros: number) =>
               ledger.run((s) =>
                 reserve(s, { accountId: acct.id, requestId: `req_prop${seq++}_${acct.id}`, amountMicros: micros, now, ttlMs: 60_000 }),
@@ -126,15 +136,7 @@ for (const kind of testDatabaseKinds())
                 // A late settlement (its hold expired) charges what is available when it runs,
                 // while new holds take from the same balance.
                 const late = o.late ? open.pop() : undefined;
-                if (late) {
-                  await db
-                    .updateTable('holds')
-                    .set({ expires_at: now - 1 })
-                    .where('id', '=', late.id)
-                    .execute();
-                  await expireHolds(db, ledger, now);
-                  held -= late.amount_micros;
-                }
+                if (late) await expire(late);
                 const settleLate = late
                   ? ledger.run((s) => settle(s, { hold: late, costMicros: late.amount_micros, now, close: 'settled', usage: usage(late) }))
                   : null;
@@ -169,13 +171,7 @@ for (const kind of testDatabaseKinds())
               } else if (open.length) {
                 const hold = open.splice(o.pick % open.length, 1)[0] as Hold;
                 if (o.op === 'expire') {
-                  await db
-                    .updateTable('holds')
-                    .set({ expires_at: now - 1 })
-                    .where('id', '=', hold.id)
-                    .execute();
-                  await expireHolds(db, ledger, now);
-                  held -= hold.amount_micros;
+                  await expire(hold);
                   // A late settlement of an expired hold must not double-release or overdraw.
                   const late = await ledger.run((s) =>
                     settle(s, { hold, costMicros: hold.amount_micros, now, close: 'settled', usage: usage(hold) }),
