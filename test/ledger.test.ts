@@ -9,7 +9,7 @@ import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/
 import { createLedgerExecutor, KyselyLedgerExecutor, type LedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
-import type { Hold } from '../src/db/schema.ts';
+import type { Hold, NewUsageRecord } from '../src/db/schema.ts';
 import { createKey } from '../src/keys/key-store.ts';
 import { newId } from '../src/lib/ids.ts';
 import { createTestDatabase, type TestDatabase, testDatabaseKinds } from './support/databases.ts';
@@ -41,6 +41,28 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     late: fc.boolean(),
   }),
 );
+
+/** The usage record the gateway writes when it settles `hold`. */
+const usageFor = (hold: Hold, keyId: string, now: number, extra: Partial<NewUsageRecord> = {}): NewUsageRecord => ({
+  id: hold.request_id,
+  account_id: hold.account_id,
+  key_id: keyId,
+  model: 'bizora',
+  backend: 'simulator',
+  mode: 'live',
+  stream: 0,
+  status: 'succeeded',
+  http_status: 200,
+  finish_reason: 'stop',
+  prompt_tokens: 1,
+  completion_tokens: 1,
+  cost_micros: 0,
+  hold_micros: 0,
+  error_code: null,
+  latency_ms: 1,
+  created_at: now,
+  ...extra,
+});
 
 const executors = ['group commit', 'transaction per operation'] as const;
 
@@ -74,25 +96,7 @@ for (const kind of testDatabaseKinds())
             let balance = 0;
             let held = 0;
             let seq = 0;
-            const usage = (hold: Hold) => ({
-              id: hold.request_id,
-              account_id: acct.id,
-              key_id: key.id,
-              model: 'bizora',
-              backend: 'simulator',
-              mode: 'live' as const,
-              stream: 0,
-              status: 'succeeded' as const,
-              http_status: 200,
-              finish_reason: 'stop',
-              prompt_tokens: 1,
-              completion_tokens: 1,
-              cost_micros: 0,
-              hold_micros: 0,
-              error_code: null,
-              latency_ms: 1,
-              created_at: now,
-            });
+            const usage = (hold: Hold) => usageFor(hold, key.id, now);
             // The hold's time runs out and the sweeper releases it.
             const expire = async (hold: Hold) => {
               await db
@@ -206,21 +210,23 @@ for (const kind of testDatabaseKinds())
         );
       });
 
+      /** A new account with a live key and `micros` of credit. */
+      async function fundedAccount(micros: number, now: number) {
+        const acct = await createAccount(database.db, { email: `${newId('acct')}@example.com`, now });
+        const key = await createKey(database.db, { accountId: acct.id, name: 'ledger', mode: 'live', now });
+        await ledger.run((s) => grantCredit(s, { accountId: acct.id, micros, now }));
+        return { acct, key };
+      }
+
       test('an operation that fails in a batch fails alone; the rest of the batch commits', async () => {
         const { db } = database;
         const now = Date.now();
-        const acct = await createAccount(db, { email: `${newId('acct')}@example.com`, now });
-        const key = await createKey(db, { accountId: acct.id, name: 'alone', mode: 'live', now });
-        await ledger.run((s) => grantCredit(s, { accountId: acct.id, micros: 100_000, now }));
+        const { acct, key } = await fundedAccount(100_000, now);
         const hold = (id: string, micros: number) =>
           ledger.run((s) => reserve(s, { accountId: acct.id, requestId: id, amountMicros: micros, now, ttlMs: 60_000 }));
         const first = await hold(`req_a_${acct.id}`, 10_000);
         assert.ok(first.ok);
-        const usage = {
-          ...{ id: first.hold.request_id, account_id: acct.id, key_id: key.id, model: 'bizora', backend: 'simulator' },
-          ...{ mode: 'live' as const, stream: 0, status: 'succeeded' as const, http_status: 200, finish_reason: 'stop' },
-          ...{ prompt_tokens: 1, completion_tokens: 1, cost_micros: 0, hold_micros: 0, error_code: null, latency_ms: 1, created_at: now },
-        };
+        const usage = usageFor(first.hold, key.id, now);
         // One batch: a settlement, two new holds, and a hold reusing a request id (refused by the
         // database: holds.request_id is unique).
         const [settled, second, duplicate, third] = await Promise.allSettled([
@@ -245,20 +251,14 @@ for (const kind of testDatabaseKinds())
       test('text from upstream reaches the usage record exactly as given', async () => {
         const { db } = database;
         const now = Date.now();
-        const acct = await createAccount(db, { email: `${newId('acct')}@example.com`, now });
-        const key = await createKey(db, { accountId: acct.id, name: 'text', mode: 'live', now });
-        await ledger.run((s) => grantCredit(s, { accountId: acct.id, micros: 1_000, now }));
+        const { acct, key } = await fundedAccount(1_000, now);
         const r = await ledger.run((s) =>
           reserve(s, { accountId: acct.id, requestId: `req_t_${acct.id}`, amountMicros: 100, now, ttlMs: 60_000 }),
         );
         assert.ok(r.ok);
         // PostgreSQL's batch executor writes values as literals (ledger-statements.ts).
         const odd = "it's \\ a 'quote'); DELETE FROM accounts; -- \u00e9\u{1F600}";
-        const usage = {
-          ...{ id: r.hold.request_id, account_id: acct.id, key_id: key.id, model: odd, backend: 'simulator' },
-          ...{ mode: 'live' as const, stream: 1, status: 'succeeded' as const, http_status: 200, finish_reason: odd },
-          ...{ prompt_tokens: 1, completion_tokens: 1, cost_micros: 0, hold_micros: 0, error_code: null, latency_ms: 1, created_at: now },
-        };
+        const usage = usageFor(r.hold, key.id, now, { model: odd, finish_reason: odd, stream: 1 });
         await ledger.run((s) => settle(s, { hold: r.hold, costMicros: 7, now, close: 'settled', usage }));
         const row = await db.selectFrom('usage_records').selectAll().where('id', '=', r.hold.request_id).executeTakeFirstOrThrow();
         assert.deepEqual([row.model, row.finish_reason, row.error_code, row.stream, row.cost_micros], [odd, odd, null, 1, 7]);
