@@ -1,9 +1,9 @@
-// Finds a key (and its account's email) by the SHA-256 of the presented key: the one database
-// read on every API request, and never cached, so a revoked key is refused on its next request.
+// Finds a key by the SHA-256 of the presented key: the one database read on every API request,
+// and never cached, so a revoked key is refused on its next request.
 //
-// SQLite: a statement prepared once and run synchronously; it reads only api_keys and
-// accounts.email, which no multi-statement transaction writes, so it needs no lock against the
-// ledger's group commits on the same connection.
+// SQLite: a statement prepared once and run synchronously; it reads only api_keys, which no
+// multi-statement transaction writes, so it needs no lock against the ledger's group commits on
+// the same connection.
 //
 // PostgreSQL: the look-ups of one event-loop turn go to the database together, as one named
 // prepared statement over an array of hashes. A look-up per request was a query per request,
@@ -12,36 +12,34 @@ import type pg from 'pg';
 import type { Database } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 
-export type KeyRecord = ApiKeyRow & { account_email: string };
-export type KeyFinder = (hash: string) => Promise<KeyRecord | undefined>;
+export type KeyFinder = (hash: string) => Promise<ApiKeyRow | undefined>;
 
-const COLUMNS =
-  'k.id, k.account_id, k.name, k.hash, k.preview, k.mode, k.created_at, k.last_used_at, k.revoked_at, k.expires_at, a.email AS account_email';
+const COLUMNS = 'id, account_id, name, hash, preview, mode, created_at, last_used_at, revoked_at, expires_at';
 
 export function createKeyFinder(database: Database): KeyFinder {
   const { sqlite, pool } = database;
   if (sqlite) {
-    const stmt = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ?`);
-    return async (hash) => stmt.get(hash) as KeyRecord | undefined;
+    const stmt = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`);
+    return async (hash) => stmt.get(hash) as ApiKeyRow | undefined;
   }
   if (!pool) throw new Error('a PostgreSQL database without its pool');
   return batchedFinder(pool);
 }
 
-type Waiting = { resolve: (row: KeyRecord | undefined) => void; reject: (err: unknown) => void };
+type Waiting = { resolve: (row: ApiKeyRow | undefined) => void; reject: (err: unknown) => void };
 
 function batchedFinder(pool: pg.Pool): KeyFinder {
   let waiting = new Map<string, Waiting[]>();
   const query = {
     name: 'bizora_find_keys',
-    text: `SELECT ${COLUMNS} FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.hash = ANY($1::text[])`,
+    text: `SELECT ${COLUMNS} FROM api_keys WHERE hash = ANY($1::text[])`,
   };
 
   async function flush(): Promise<void> {
     const batch = waiting;
     waiting = new Map();
     try {
-      const { rows } = await pool.query<KeyRecord>({ ...query, values: [[...batch.keys()]] });
+      const { rows } = await pool.query<ApiKeyRow>({ ...query, values: [[...batch.keys()]] });
       const found = new Map(rows.map((r) => [r.hash, r]));
       for (const [hash, ws] of batch) for (const w of ws) w.resolve(found.get(hash));
     } catch (err) {

@@ -7,7 +7,7 @@ import { ApiError } from '../errors.ts';
 import { checkKeyFormat, hashKey } from './key-format.ts';
 import type { KeyFinder } from './key-lookup.ts';
 
-export type AuthContext = { key: ApiKeyRow; account: Pick<Account, 'id' | 'email'> };
+export type AuthContext = { key: ApiKeyRow; account: Pick<Account, 'id'> };
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -37,6 +37,5 @@ export async function authenticate(findKey: KeyFinder, headers: Headers, now: nu
   if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
     throw new ApiError('invalid_api_key');
   }
-  const { account_email, ...keyRow } = row;
-  return { key: keyRow, account: { id: keyRow.account_id, email: account_email } };
+  return { key: row, account: { id: row.account_id } };
 }
