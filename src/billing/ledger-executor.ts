@@ -31,9 +31,9 @@ export class KyselyLedgerExecutor implements LedgerExecutor {
   constructor(private readonly database: Pick<Database, 'db' | 'dialect'>) {}
 
   async run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
+    const lockRows = this.database.dialect === 'postgres';
     for (let attempt = 1; ; attempt++) {
       try {
-        const lockRows = this.database.dialect === 'postgres';
         return await this.database.db.transaction().execute((tx) => op(kyselyStatements(tx, { lockRows })));
       } catch (err) {
         // Concurrent transactions on PostgreSQL can take the same rows in opposite orders (a
@@ -248,21 +248,19 @@ class OperationProbe implements LedgerStatements {
   }
 
   holdAndInsert(hold: Hold): Promise<boolean> {
-    return this.fused(fusedCall.holdAndInsert(hold), (s) => s.holdAndInsert?.(hold));
+    return this.fused(fusedCall.holdAndInsert(hold), (s) => s.holdAndInsert(hold));
   }
   settleOpenHold(input: SettleOpenHold): Promise<boolean> {
-    return this.fused(fusedCall.settleOpenHold(input), (s) => s.settleOpenHold?.(input));
+    return this.fused(fusedCall.settleOpenHold(input), (s) => s.settleOpenHold(input));
   }
-  holdIfAvailable = (accountId: string, amount: number) => this.serial((s) => s.holdIfAvailable(accountId, amount));
   balances = (accountId: string) => this.serial((s) => s.balances(accountId));
-  insertHold = (hold: Hold) => this.serial((s) => s.insertHold(hold));
   closeHold = (holdId: string, status: HoldStatus, now: number) => this.serial((s) => s.closeHold(holdId, status, now));
   adjust = (accountId: string, change: { balance: number; held: number }) => this.serial((s) => s.adjust(accountId, change));
   insertEntry = (entry: LedgerEntry) => this.serial((s) => s.insertEntry(entry));
   insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
 
-  private fused(call: FusedCall, inTurn: (s: LedgerStatements) => Promise<boolean> | undefined): Promise<boolean> {
-    if (!(this.collecting && this.calls++ === 0)) return this.serial(async (s) => (await inTurn(s)) ?? false);
+  private fused(call: FusedCall, inTurn: (s: Required<LedgerStatements>) => Promise<boolean>): Promise<boolean> {
+    if (!(this.collecting && this.calls++ === 0)) return this.serial(inTurn);
     return new Promise<boolean>((resolve, reject) => {
       this.wave.push({
         call,
@@ -275,7 +273,7 @@ class OperationProbe implements LedgerStatements {
     });
   }
 
-  private async serial<T>(statement: (s: LedgerStatements) => Promise<T>): Promise<T> {
+  private async serial<T>(statement: (s: Required<LedgerStatements>) => Promise<T>): Promise<T> {
     this.calls++;
     // Committed in the batch's message already: anything more would not be atomic with it.
     if (this.wrote) throw new Error('a fused ledger statement that wrote must end its operation');

@@ -1,6 +1,7 @@
 // The handful of statements the ledger is made of, behind one interface with three
 // implementations: Kysely (any database), prepared better-sqlite3 statements (SQLite in the
-// server), and Kysely plus two fused all-or-nothing statements (PostgreSQL in the server). The
+// server), and Kysely with PostgreSQL's hold and usual settlement each fused into one statement
+// (PostgreSQL in the server). The
 // ledger's logic (ledger.ts) is written once against this interface; the property tests run it
 // on every implementation. A LedgerStatements object only exists inside a transaction
 // (ledger-executor.ts), so nothing can move money outside one.
@@ -13,21 +14,18 @@ import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema
 export type Balances = { balance_micros: number; held_micros: number };
 
 export interface LedgerStatements {
-  /** held += amount, only if the available balance covers it; whether it did. */
-  holdIfAvailable(accountId: string, amount: number): Promise<boolean>;
+  /**
+   * Places the hold if the account's available balance covers it: held += amount and the hold's
+   * row, or nothing at all; whether it did.
+   */
+  holdAndInsert(hold: Hold): Promise<boolean>;
   balances(accountId: string): Promise<Balances | undefined>;
-  insertHold(hold: Hold): Promise<void>;
   /** Moves an open hold to `status`; whether this call was the one that closed it. */
   closeHold(holdId: string, status: HoldStatus, now: number): Promise<boolean>;
   /** balance += balance, held += held; the balance after, or undefined when there is no such account. */
   adjust(accountId: string, change: { balance: number; held: number }): Promise<number | undefined>;
   insertEntry(entry: LedgerEntry): Promise<void>;
   insertUsage(record: NewUsageRecord): Promise<void>;
-  /**
-   * Optional, where a database can do it in one round trip (PostgreSQL): hold and insert the
-   * hold if the available balance covers it; whether it did.
-   */
-  holdAndInsert?(hold: Hold): Promise<boolean>;
   /**
    * Optional, one round trip: the usual settlement of a hold that is still open — close it,
    * release it, charge, write the entry (its balance_after filled in) and the usage record.
@@ -52,21 +50,21 @@ export type SettleOpenHold = {
  */
 export function kyselyStatements(tx: Tx, { lockRows = false } = {}): LedgerStatements {
   return {
-    async holdIfAvailable(accountId, amount) {
+    async holdAndInsert(hold) {
+      const amount = hold.amount_micros;
       const r = await tx
         .updateTable('accounts')
         .set((eb) => ({ held_micros: eb('held_micros', '+', amount) }))
-        .where('id', '=', accountId)
+        .where('id', '=', hold.account_id)
         .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', amount))
         .executeTakeFirst();
-      return r.numUpdatedRows === 1n;
+      if (r.numUpdatedRows !== 1n) return false;
+      await tx.insertInto('holds').values(hold).execute();
+      return true;
     },
     balances(accountId) {
       const q = tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId);
       return (lockRows ? q.forUpdate() : q).executeTakeFirst();
-    },
-    async insertHold(hold) {
-      await tx.insertInto('holds').values(hold).execute();
     },
     async closeHold(holdId, status, now) {
       const r = await tx
@@ -134,11 +132,12 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
     `INSERT INTO usage_records (${USAGE_COLUMN_LIST}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
   );
   return {
-    holdIfAvailable: async (accountId, amount) => hold.run(amount, accountId, amount).changes === 1,
-    balances: async (accountId) => balances.get(accountId) as Balances | undefined,
-    async insertHold(h) {
+    async holdAndInsert(h) {
+      if (hold.run(h.amount_micros, h.account_id, h.amount_micros).changes !== 1) return false;
       insertHold.run(h.id, h.account_id, h.request_id, h.amount_micros, h.status, h.created_at, h.expires_at, h.closed_at);
+      return true;
     },
+    balances: async (accountId) => balances.get(accountId) as Balances | undefined,
     closeHold: async (holdId, status, now) => closeHold.run(status, now, holdId).changes === 1,
     adjust: async (accountId, change) =>
       (adjust.get(change.balance, change.held, accountId) as { balance_micros: number } | undefined)?.balance_micros,
@@ -256,10 +255,10 @@ export const prepareSql = (s: NamedStatement): string => `PREPARE ${s.name} AS $
 export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}(${c.params.map(pgLiteral).join(', ')})`;
 
 /**
- * PostgreSQL inside one Kysely transaction: Kysely's statements plus the two fused ones. The
- * batch executor runs the fused statements of a batch together and only the rest through this.
+ * PostgreSQL inside one Kysely transaction: Kysely's statements with the two fused ones in place.
+ * The batch executor runs the fused statements of a batch together and only the rest through this.
  */
-export function postgresStatements(tx: Tx): LedgerStatements {
+export function postgresStatements(tx: Tx): Required<LedgerStatements> {
   const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
   return {
     ...kyselyStatements(tx, { lockRows: true }),

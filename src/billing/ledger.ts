@@ -77,12 +77,10 @@ export async function reserve(
     expires_at: input.now + input.ttlMs,
     closed_at: null,
   };
-  const held = s.holdAndInsert ? await s.holdAndInsert(hold) : await s.holdIfAvailable(input.accountId, amount);
-  if (!held) {
+  if (!(await s.holdAndInsert(hold))) {
     const acct = await s.balances(input.accountId);
     return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
   }
-  if (!s.holdAndInsert) await s.insertHold(hold);
   return { ok: true, hold };
 }
 
@@ -102,22 +100,28 @@ export async function settle(
 ): Promise<SettleResult> {
   const { hold, now } = input;
   let charge = Math.max(0, Math.min(input.costMicros, hold.amount_micros));
-  if (s.settleOpenHold) {
-    // The usual case in one statement; a hold that was not open takes the general path below.
-    const entry = entryRow({
+  // What a settlement writes besides the balances: its entry (a charge, or the release of a
+  // request not billed) and the usage record.
+  const entry = (balanceAfter: number): LedgerEntry =>
+    entryRow({
       accountId: hold.account_id,
       kind: charge > 0 ? 'usage' : 'release',
-      amount: -charge,
-      balanceAfter: 0, // filled in by the statement
+      amount: charge > 0 ? -charge : 0,
+      balanceAfter,
       requestId: hold.request_id,
       reason: charge > 0 ? null : 'request not billed',
       holdMicros: hold.amount_micros,
       now,
     });
-    const usage = { ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros };
-    if (await s.settleOpenHold({ hold, close: input.close, now, charge, entry, usage }))
-      return { chargedMicros: charge, holdWasOpen: true };
-  }
+  const usage = (): NewUsageRecord => ({ ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
+
+  // The usual case in one statement where the database has it; a hold that was not open takes
+  // the general path below.
+  if (
+    s.settleOpenHold &&
+    (await s.settleOpenHold({ hold, close: input.close, now, charge, entry: entry(0 /* set by the statement */), usage: usage() }))
+  )
+    return { chargedMicros: charge, holdWasOpen: true };
   const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
@@ -128,16 +132,8 @@ export async function settle(
     if (charge > 0) balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: 0 });
   }
   if (balanceAfter === undefined) charge = 0;
-  const entry = {
-    accountId: hold.account_id,
-    balanceAfter: balanceAfter ?? 0,
-    requestId: hold.request_id,
-    holdMicros: hold.amount_micros,
-    now,
-  };
-  if (charge > 0) await addEntry(s, { ...entry, kind: 'usage', amount: -charge });
-  else if (holdWasOpen) await addEntry(s, { ...entry, kind: 'release', amount: 0, reason: 'request not billed' });
-  await s.insertUsage({ ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
+  if (charge > 0 || holdWasOpen) await s.insertEntry(entry(balanceAfter ?? 0));
+  await s.insertUsage(usage());
   return { chargedMicros: charge, holdWasOpen };
 }
 
