@@ -64,7 +64,7 @@ export class Meter {
     if (amount === 0) return new Meter(deps, ctx, null, closed);
     const result = await deps.ledger.run((s) =>
       reserve(s, {
-        accountId: ctx.auth.account.id,
+        accountId: ctx.auth.key.account_id,
         requestId: ctx.requestId,
         amountMicros: amount,
         now: deps.now(),
@@ -96,7 +96,7 @@ export class Meter {
     const cost = o.bill && this.hold ? costMicros(ctx.model.price, o.promptTokens, o.completionTokens) : 0;
     const usage = {
       id: ctx.requestId,
-      account_id: ctx.auth.account.id,
+      account_id: ctx.auth.key.account_id,
       key_id: ctx.auth.key.id,
       model: ctx.model.id,
       backend: ctx.backendKind,

@@ -79,7 +79,7 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/generation', { schema: { querystring: GenerationQuery } }, async (request) => {
     const { id } = request.query as Static<typeof GenerationQuery>;
     const auth = authOf(request);
-    const u = await findUsage(deps.db, auth.account.id, id);
+    const u = await findUsage(deps.db, auth.key.account_id, id);
     if (!u) throw new ApiError('generation_not_found', { param: 'id' });
     return generationView(u);
   });

@@ -2,12 +2,13 @@
 // keys by their checksum before touching the database, then looks the key up by its SHA-256.
 // There is no verification cache: a revoked key is refused on its very next request, from any
 // server instance, because every request reads the key's current row.
-import type { Account, ApiKeyRow } from '../db/schema.ts';
+import type { ApiKeyRow } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
 import { checkKeyFormat, hashKey } from './key-format.ts';
 import type { KeyFinder } from './key-lookup.ts';
 
-export type AuthContext = { key: ApiKeyRow; account: Pick<Account, 'id'> };
+/** Who is calling: the key's row (its account is key.account_id). */
+export type AuthContext = { key: ApiKeyRow };
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -37,5 +38,5 @@ export async function authenticate(findKey: KeyFinder, headers: Headers, now: nu
   if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
     throw new ApiError('invalid_api_key');
   }
-  return { key: row, account: { id: row.account_id } };
+  return { key: row };
 }
