@@ -207,6 +207,14 @@ const peakRssMb = (pid: number | undefined): number => {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 };
 
+/** `npm start`'s command line, word for word (with this Node and any extra Node flags): what users run. */
+function startCommand(nodeFlags: string[]): string[] {
+  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const [node, ...rest] = script.split(/\s+/);
+  if (node !== 'node') throw new Error(`npm start is not a node command: ${script}`);
+  return [process.execPath, ...nodeFlags, ...rest];
+}
+
 async function startOurs(databaseUrl: string, mockOrigin: string, name: string): Promise<Target> {
   const database = openDatabase(databaseUrl);
   await migrateToLatest(database.db);
@@ -220,7 +228,7 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string):
   await database.close();
   const port = await freePort();
   const flags = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
-  const proc = start([process.execPath, ...flags, 'bin/bizora.js', 'serve'], {
+  const proc = start(startCommand(flags), {
     BIZORA_PORT: String(port),
     BIZORA_DATABASE_URL: databaseUrl,
     BIZORA_UPSTREAM_URL: `${mockOrigin}/v1`,

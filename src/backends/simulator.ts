@@ -4,9 +4,8 @@
 // Magic prompts (documented in the README) make it fail the ways real backends fail, so
 // integrators can test their error handling without a paid model.
 import { setImmediate as nextTick, setTimeout as sleep } from 'node:timers/promises';
-import { decode, encode } from 'gpt-tokenizer/encoding/o200k_base';
 import { ApiError } from '../errors.ts';
-import { countPromptTokens } from '../lib/tokens.ts';
+import { countPromptTokens, o200k } from '../lib/tokens.ts';
 import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion, ChatMessage } from './backend.ts';
 
 export const MAGIC = {
@@ -89,9 +88,9 @@ function composeAnswer(messages: readonly ChatMessage[], jsonMode: boolean): str
 
 /** The answer limited to maxTokens tokens, and whether it was cut. */
 function limit(text: string, maxTokens: number | null): { text: string; tokens: number; truncated: boolean } {
-  const tokens = encode(text);
+  const tokens = o200k.encode(text);
   if (maxTokens === null || tokens.length <= maxTokens) return { text, tokens: tokens.length, truncated: false };
-  return { text: decode(tokens.slice(0, maxTokens)), tokens: maxTokens, truncated: true };
+  return { text: o200k.decode(tokens.slice(0, maxTokens)), tokens: maxTokens, truncated: true };
 }
 
 function splitIntoPieces(text: string): string[] {

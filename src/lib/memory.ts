@@ -6,11 +6,17 @@
 // throughput cost we could measure. It is a growth factor, not a cap: a heap that needs more
 // memory still gets it (a cap, --max-old-space-size, would crash the server when many large
 // requests are in flight at once).
+//
+// WebAssembly runs on V8's baseline compiler only (--liftoff-only). undici parses HTTP with llhttp
+// compiled to WebAssembly, and the optimising compiler's pass over it, in the background after
+// the first upstream call, briefly took 30 MB, which was the process's peak. The baseline code
+// parses our upstream answers as fast in the benchmark (bench/README.md, step 12).
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
 export function tuneHeap(): void {
   v8.setFlagsFromString('--heap-growing-percent=10');
+  v8.setFlagsFromString('--liftoff-only');
   // `gc` is exposed to contexts created after the flag is set; this process's own global stays as it was.
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as () => void;

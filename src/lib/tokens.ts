@@ -1,7 +1,39 @@
 // Token counting with a real tokenizer (o200k_base, the encoding of current OpenAI models).
 // Used to estimate a prompt before the backend answers (for the hold) and to count output the
 // backend did not report (a stream cut short, an upstream without usage).
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { GptEncoding } from 'gpt-tokenizer/GptEncoding';
+
+/**
+ * The o200k ranks, read from the tiktoken file gpt-tokenizer ships (one `base64 rank` per line)
+ * in the form of the library's own generated module: a token is its text when its bytes are
+ * UTF-8 that decodes and encodes back to the same bytes, else its bytes. That module,
+ * `gpt-tokenizer/encoding/o200k_base`, is 2.2 MB of JavaScript whose parse leaves about 12 MB
+ * more in the process than reading the file does (bench/README.md, "Peak RSS"). A test checks
+ * that both give the same table.
+ */
+export function loadO200kRanks(): (string | number[])[] {
+  const file = createRequire(import.meta.url).resolve('gpt-tokenizer/data/o200k_base.tiktoken');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const ranks: (string | number[])[] = [];
+  for (const line of readFileSync(file, 'latin1').split('\n')) {
+    const space = line.indexOf(' ');
+    if (space < 0) continue;
+    const bytes = Buffer.from(line.slice(0, space), 'base64');
+    let text: string | undefined;
+    try {
+      text = utf8.decode(bytes);
+    } catch {}
+    // The decoder drops a leading byte-order mark, so such a token does not round-trip.
+    ranks[Number(line.slice(space + 1))] = text !== undefined && Buffer.byteLength(text) === bytes.length ? text : [...bytes];
+  }
+  return ranks;
+}
+
+/** The one o200k encoder of the process (the simulator encodes and decodes with it too). */
+export const o200k = GptEncoding.getEncodingApi('o200k_base', loadO200kRanks);
+const { countTokens } = o200k;
 
 // Per-message framing overhead of the chat format, as OpenAI documents it for its models.
 const TOKENS_PER_MESSAGE = 3;
