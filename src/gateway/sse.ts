@@ -13,7 +13,11 @@ export const SSE_HEADERS = {
 } as const;
 
 export class SseWriter {
-  private corked = false;
+  /** Frames not yet written: those of one upstream read leave together, in one write. */
+  private pending = '';
+  private flushScheduled = false;
+  /** Set while the socket is over its high-water mark; the next send waits for it to drain. */
+  private draining: Promise<void> | undefined;
 
   constructor(private readonly res: ServerResponse) {}
 
@@ -22,27 +26,42 @@ export class SseWriter {
   }
 
   async send(data: unknown): Promise<void> {
+    if (this.draining) await this.draining;
     if (!this.open) return;
-    // Chunks that arrive together (one upstream read) leave together: one writev, not one
-    // system call per event.
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.res.uncork();
+    // One write (one chunk of the chunked body, one system call) per upstream read, not one per
+    // event: the events of a read are queued here and written on the next tick.
+    this.pending += `data: ${JSON.stringify(data)}\n\n`;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const frames = this.pending;
+    this.pending = '';
+    if (!frames || !this.open) return;
+    if (!this.res.write(frames)) {
+      this.draining = Promise.race([once(this.res, 'drain'), once(this.res, 'close')]).then(() => {
+        this.draining = undefined;
       });
     }
-    if (!this.res.write(`data: ${JSON.stringify(data)}\n\n`)) {
-      await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
-    }
   }
 
+  /** The end of a successful stream: what is queued, then `[DONE]`, in one write. */
   done(): void {
-    if (this.open) this.res.end('data: [DONE]\n\n');
+    if (this.open) this.res.end(`${this.takePending()}data: [DONE]\n\n`);
   }
 
+  /** The end of a failed stream (its error event queued by send). */
   end(): void {
-    if (this.open) this.res.end();
+    if (this.open) this.res.end(this.takePending());
+  }
+
+  private takePending(): string {
+    const frames = this.pending;
+    this.pending = '';
+    return frames;
   }
 }

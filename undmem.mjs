@@ -1,0 +1,13 @@
+import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+if (process.env.RTFLAG) v8.setFlagsFromString(process.env.RTFLAG);
+const { Pool } = await import('undici');
+const st = () => { const s = readFileSync('/proc/self/status','utf8'); return ['VmHWM'].map(k=>k+' '+(Number(new RegExp(k+':\\s+(\\d+)').exec(s)[1])/1024).toFixed(1)).join(' '); };
+const p = new Pool('http://127.0.0.1:8812', { connections: 8 });
+const body = '{"stream":true}';
+const one = async () => { const r = await p.request({ path: '/v1/chat/completions', method: 'POST', body }); for await (const _ of r.body) {} };
+for (let i = 0; i < 3000; i++) await one();
+const c0 = process.cpuUsage();
+for (let i = 0; i < 5000; i++) await Promise.all([one(), one(), one(), one()]);
+const c = process.cpuUsage(c0);
+console.log((process.env.RTFLAG ?? 'default').padEnd(34), 'cpu us/req', ((c.user + c.system) / 20000).toFixed(1), st());
