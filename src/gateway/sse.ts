@@ -28,8 +28,8 @@ export class SseWriter {
   async send(data: unknown): Promise<void> {
     if (this.draining) await this.draining;
     if (!this.open) return;
-    // One write (one chunk of the chunked body, one system call) per upstream read, not one per
-    // event: the events of a read are queued here and written on the next tick.
+    // One res.write per upstream read, not one per event: the events of a read are queued here
+    // and written on the next tick, as one chunk of the chunked body.
     this.pending += `data: ${JSON.stringify(data)}\n\n`;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
