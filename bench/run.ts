@@ -5,9 +5,11 @@
 // open-source gateway, all in front of the same mock; drives each in turn, interleaved, at 1 and
 // 32 connections, JSON and streaming; prints one table; then repeats ours on PostgreSQL. Finally
 // it checks its own honesty: every 200 it received is a succeeded usage record, and the ledger
-// verifies. `--smoke` runs a short version (part of npm test).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// verifies. `--smoke` runs a short version (part of npm test). `--ab <revision>` runs that git
+// revision's server beside ours on SQLite, in the same interleaved rounds: a before/after on the
+// same machine at the same time, which a noisy machine needs (bench/README.md).
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     'no-postgres': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     json: { type: 'string' },
+    ab: { type: 'string' },
   },
 });
 const SMOKE = args.smoke === true;
@@ -67,9 +70,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-function start(cmd: string[], env: Record<string, string>): ChildProcess {
+function start(cmd: string[], env: Record<string, string>, cwd = ROOT): ChildProcess {
   const [exe, ...rest] = cmd;
-  const proc = spawn(exe as string, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(exe as string, rest, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr?.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
@@ -185,9 +188,11 @@ async function drive(targets: Target[]): Promise<Row[]> {
   };
   for (const t of targets) for (const mode of ['json', 'stream'] as Mode[]) await sequential(t, mode, Math.min(200, SAMPLES)); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
+    // Every other round in reverse order, so that no target always runs just after the same one.
+    const order = round % 2 ? [...targets].reverse() : targets;
     for (const mode of ['json', 'stream'] as Mode[]) {
-      for (const t of targets) add(await sequential(t, mode, SAMPLES));
-      for (const t of targets) add(await loaded(t, mode, 32));
+      for (const t of order) add(await sequential(t, mode, SAMPLES));
+      for (const t of order) add(await loaded(t, mode, 32));
     }
     log(`  round ${round + 1}/${ROUNDS} done`);
   }
@@ -208,14 +213,14 @@ const peakRssMb = (pid: number | undefined): number => {
 };
 
 /** `npm start`'s command line, word for word (with this Node and any extra Node flags): what users run. */
-function startCommand(nodeFlags: string[]): string[] {
-  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+function startCommand(nodeFlags: string[], root: string): string[] {
+  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
   const [node, ...rest] = script.split(/\s+/);
   if (node !== 'node') throw new Error(`npm start is not a node command: ${script}`);
   return [process.execPath, ...nodeFlags, ...rest];
 }
 
-async function startOurs(databaseUrl: string, mockOrigin: string, name: string): Promise<Target> {
+async function startOurs(databaseUrl: string, mockOrigin: string, name: string, root = ROOT): Promise<Target> {
   const database = openDatabase(databaseUrl);
   await migrateToLatest(database.db);
   const now = Date.now();
@@ -228,15 +233,45 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string):
   await database.close();
   const port = await freePort();
   const flags = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
-  const proc = start(startCommand(flags), {
-    BIZORA_PORT: String(port),
-    BIZORA_DATABASE_URL: databaseUrl,
-    BIZORA_UPSTREAM_URL: `${mockOrigin}/v1`,
-    BIZORA_UPSTREAM_MODEL: 'bench-model',
-  });
+  const proc = start(
+    startCommand(flags, root),
+    {
+      BIZORA_PORT: String(port),
+      BIZORA_DATABASE_URL: databaseUrl,
+      BIZORA_UPSTREAM_URL: `${mockOrigin}/v1`,
+      BIZORA_UPSTREAM_MODEL: 'bench-model',
+    },
+    root,
+  );
   const origin = `http://127.0.0.1:${port}`;
   await waitFor(`${origin}/healthz`);
   return { name, origin, headers: { authorization: `Bearer ${key.key}` }, model: 'bizora', proc, ids: new Set() };
+}
+
+/**
+ * Another git revision's server, from a worktree of it beside this checkout (sharing its
+ * node_modules), on its own SQLite file: `--ab <revision>`. Its database is set up by this
+ * checkout's code, so the two must share their migrations.
+ */
+async function startRevision(
+  revision: string,
+  scratch: string,
+  mockOrigin: string,
+): Promise<{ target: Target; databaseUrl: string; remove: () => void }> {
+  const dir = join(scratch, 'ab');
+  execFileSync('git', ['worktree', 'add', '--detach', dir, revision], { cwd: ROOT, stdio: 'ignore' });
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: ROOT, stdio: 'ignore' });
+  };
+  process.on('exit', remove);
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const short = execFileSync('git', ['rev-parse', '--short', revision], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const databaseUrl = `sqlite:${join(scratch, 'ab.db')}`;
+  const target = await startOurs(databaseUrl, mockOrigin, `bizora (SQLite) @ ${short}`, dir);
+  return { target, databaseUrl, remove };
 }
 
 /** Every 200 we received is a succeeded usage record; the ledger verifies. */
@@ -312,6 +347,8 @@ async function main(): Promise<number> {
   const sqliteUrl = `sqlite:${join(scratch, 'bench.db')}`;
   const ours = await startOurs(sqliteUrl, mockOrigin, 'bizora (SQLite)');
   const targets: Target[] = [direct, forwarder, ours];
+  const ab = args.ab ? await startRevision(args.ab, scratch, mockOrigin) : undefined;
+  if (ab) targets.push(ab.target);
 
   if (!args['no-portkey']) {
     const pkPort = await freePort();
@@ -339,6 +376,12 @@ async function main(): Promise<number> {
   ours.proc?.kill('SIGTERM');
   await new Promise((r) => ours.proc?.once('exit', r));
   const checks = [await honesty(ours, sqliteUrl)];
+  if (ab) {
+    ab.target.proc?.kill('SIGTERM');
+    await new Promise((r) => ab.target.proc?.once('exit', r));
+    checks.push(await honesty(ab.target, ab.databaseUrl));
+    ab.remove();
+  }
 
   let pgRows: Row[] = [];
   let pgDb: TestDatabase | undefined;
