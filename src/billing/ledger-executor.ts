@@ -308,7 +308,7 @@ class OperationProbe implements LedgerStatements {
 
 /** The server's executor for a database: group commit, on SQLite and on PostgreSQL. */
 export function createLedgerExecutor(database: Database): LedgerExecutor {
-  return database.sqlite
+  return database.dialect === 'sqlite'
     ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
-    : new PostgresBatchLedgerExecutor(database.db, database.pool as pg.Pool);
+    : new PostgresBatchLedgerExecutor(database.db, database.pool);
 }

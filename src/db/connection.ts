@@ -12,15 +12,11 @@ export type Db = Kysely<DB>;
 /** Money-moving functions take only a Tx, so the type system refuses a call outside one. */
 export type Tx = Transaction<DB>;
 
-export type Database = {
-  db: Db;
-  dialect: Dialect;
-  /** The SQLite connection under Kysely, for prepared hot-path statements; undefined on PostgreSQL. */
-  sqlite?: SQLite.Database;
-  /** The pool under Kysely, for the ledger's batched statements; undefined on SQLite. */
-  pool?: pg.Pool;
-  close(): Promise<void>;
-};
+/** Kysely, and the driver under it for the hot path's own statements (which one, by dialect). */
+export type Database = { db: Db; close(): Promise<void> } & (
+  | { dialect: 'sqlite'; sqlite: SQLite.Database }
+  | { dialect: 'postgres'; pool: pg.Pool }
+);
 
 // BIGINT (int8) and COUNT(*) come back from pg as strings; our values stay far below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));

@@ -17,8 +17,8 @@ export type KeyFinder = (hash: string) => Promise<ApiKeyRow | undefined>;
 const COLUMNS = 'id, account_id, name, hash, preview, mode, created_at, last_used_at, revoked_at, expires_at';
 
 export function createKeyFinder(database: Database): KeyFinder {
-  const { sqlite, pool } = database;
-  if (sqlite) {
+  if (database.dialect === 'sqlite') {
+    const { sqlite } = database;
     const one = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`);
     const many = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash IN (SELECT value FROM json_each(?))`);
     return batched(async (hashes) => {
@@ -27,7 +27,7 @@ export function createKeyFinder(database: Database): KeyFinder {
       return row ? [row] : [];
     });
   }
-  if (!pool) throw new Error('a PostgreSQL database without its pool');
+  const { pool } = database;
   const query = {
     name: 'bizora_find_keys',
     text: `SELECT ${COLUMNS} FROM api_keys WHERE hash = ANY($1::text[])`,
