@@ -1,19 +1,31 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { SSE_HEADERS, SseWriter } from '../src/gateway/sse.ts';
 
 const EVENTS = 20_000;
+
+/** Serves `handler` on a free loopback port for the length of `use`. */
+async function withServer(handler: RequestListener, use: (port: number) => Promise<void>): Promise<void> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    await use((server.address() as AddressInfo).port);
+  } finally {
+    server.close();
+  }
+}
 const PAD = 'x'.repeat(1000);
 
 describe('server-sent events out', () => {
   test('a reader that stops reading stops the writer; nothing is lost or reordered, and [DONE] ends it', async () => {
     let sent = 0;
     let maxQueued = 0;
-    const server = createServer(async (_req, res) => {
+    const writer: RequestListener = async (_req, res) => {
       res.writeHead(200, SSE_HEADERS);
       const sse = new SseWriter(res);
       for (let i = 0; i < EVENTS; i++) {
@@ -24,14 +36,11 @@ describe('server-sent events out', () => {
         if (i % 4 === 3) await nextTurn();
       }
       sse.done();
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    try {
+    };
+    await withServer(writer, async (port) => {
       const req = request({ host: '127.0.0.1', port, path: '/', method: 'GET' });
       req.end();
-      const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
       res.pause();
       await sleep(300);
       const sentWhilePaused = sent;
@@ -55,14 +64,12 @@ describe('server-sent events out', () => {
         assert.equal((JSON.parse(f.slice('data: '.length)) as { i: number }).i, i);
       });
       assert.equal(frames[EVENTS], 'data: [DONE]');
-    } finally {
-      server.close();
-    }
+    });
   });
 
   test('the events of one read leave in one write, and the last ones together with [DONE]', async () => {
     const writes: string[] = [];
-    const server = createServer(async (_req, res) => {
+    const writer: RequestListener = async (_req, res) => {
       res.writeHead(200, SSE_HEADERS);
       const write = res.write.bind(res);
       res.write = ((chunk: string, ...rest: never[]) => {
@@ -84,16 +91,11 @@ describe('server-sent events out', () => {
       await nextTurn();
       await sse.send({ usage: 1 });
       sse.done();
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    try {
+    };
+    await withServer(writer, async (port) => {
       const body = await (await fetch(`http://127.0.0.1:${port}/`)).text();
       assert.equal(body, 'data: {"word":"Hello"}\n\ndata: {"word":" there"}\n\ndata: {"usage":1}\n\ndata: [DONE]\n\n');
       assert.deepEqual(writes, ['data: {"word":"Hello"}\n\ndata: {"word":" there"}\n\n', 'END:data: {"usage":1}\n\ndata: [DONE]\n\n']);
-    } finally {
-      server.close();
-    }
+    });
   });
 });

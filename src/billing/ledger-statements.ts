@@ -1,10 +1,9 @@
 // The handful of statements the ledger is made of, behind one interface with three
 // implementations: Kysely (any database), prepared better-sqlite3 statements (SQLite in the
 // server), and Kysely with PostgreSQL's hold and usual settlement each fused into one statement
-// (PostgreSQL in the server). The
-// ledger's logic (ledger.ts) is written once against this interface; the property tests run it
-// on every implementation. A LedgerStatements object only exists inside a transaction
-// (ledger-executor.ts), so nothing can move money outside one.
+// (PostgreSQL in the server). The ledger's logic (ledger.ts) is written once against this
+// interface; the property tests run it on every implementation. A LedgerStatements object only
+// exists inside a transaction (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
 import pg from 'pg';

@@ -1,4 +1,4 @@
-// The server's memory footprint (bench/README.md, "Peak RSS"). V8 lets the old generation grow
+// The server's memory footprint (bench/README.md, steps 11 and 12). V8 lets the old generation grow
 // to about twice what survived the last full collection before it collects again, and before
 // its first full collection it allows far more than that, so under load the process holds
 // about as much garbage as live data, or more. A full collection once the server is ready, with

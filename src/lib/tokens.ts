@@ -10,7 +10,7 @@ import { GptEncoding } from 'gpt-tokenizer/GptEncoding';
  * in the form of the library's own generated module: a token is its text when its bytes are
  * UTF-8 that decodes and encodes back to the same bytes, else its bytes. That module,
  * `gpt-tokenizer/encoding/o200k_base`, is 2.2 MB of JavaScript whose parse leaves about 12 MB
- * more in the process than reading the file does (bench/README.md, "Peak RSS"). A test checks
+ * more in the process than reading the file does (bench/README.md, step 12). A test checks
  * that both give the same table.
  */
 export function loadO200kRanks(): (string | number[])[] {
