@@ -10,7 +10,6 @@
 // same machine at the same time, which a noisy machine needs (bench/README.md).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +22,7 @@ import { openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import { createKey } from '../src/keys/key-store.ts';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.ts';
+import { freePort } from '../test/support/free-port.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,17 +58,6 @@ type Row = { target: string; mode: Mode; conns: number; rps: number; p50: number
 
 const children: ChildProcess[] = [];
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function start(cmd: string[], env: Record<string, string>, cwd = ROOT): ChildProcess {
   const [exe, ...rest] = cmd;
