@@ -87,8 +87,8 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
             // Written synchronously, as Node writes its own stdout to a file or pipe on Linux.
             // pino's default destination hands every line to libuv's thread pool instead, which
             // costs each request a thread wake-up and a second event-loop turn: writing here took
-            // 9 % off the added latency at one connection and gave 6 % more requests per second
-            // at 32 (bench/README.md, step 16).
+            // 8–10 % off the added latency at one connection and gave 3–6 % more requests per
+            // second at 32 (bench/README.md, step 16).
             stream: opts.logStream ?? pino.destination({ dest: 1, sync: true }),
             // Secrets never reach a log line, even at debug level.
             redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'],
