@@ -117,7 +117,7 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test('keys presented at the same moment are each judged on their own row', async () => {
-      // On PostgreSQL the look-ups of one event-loop turn share one query (key-lookup.ts).
+      // The look-ups of one event-loop turn share one statement, on both databases (key-lookup.ts).
       const acct = await h.newAccount({ cents: 100 });
       const [live, revoked] = [await h.newKey(acct.id), await h.newKey(acct.id)];
       await revokeKey(h.deps.db, { keyId: revoked.id, now: Date.now() });
