@@ -72,6 +72,9 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+/** A hop count as the function Fastify's types accept: the nearest `hops` proxies are trusted. */
+const trustProxyOption = (t: Deps['config']['trustProxy']) => (typeof t === 'number' ? (_addr: string, hop: number) => hop < t : t);
+
 export type AppOptions = {
   /** Where log lines go (stdout when absent); tests pass a stream to read them. */
   logStream?: NodeJS.WritableStream;
@@ -94,6 +97,9 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
             redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie'],
           },
     bodyLimit: deps.config.bodyLimitBytes,
+    trustProxy: trustProxyOption(deps.config.trustProxy),
+    // Headers and body must arrive within this (a body trickled byte by byte is cut off: 408).
+    requestTimeout: deps.config.clientTimeoutMs,
     genReqId: () => newId('req'),
     logController: new OneLinePerRequest(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },

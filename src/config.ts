@@ -1,6 +1,7 @@
 // The only reader of process.env. Every setting is named, typed and checked here once; a bad
 // value stops start-up with a message that names the variable (see loadConfig).
 import { readFileSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -26,7 +27,23 @@ const EnvSchema = z.object({
   BIZORA_PUBLIC_URL: z.url().optional(),
   BIZORA_COOKIE_SECURE: z.enum(['true', 'false', 'auto']).default('auto'),
   BIZORA_SESSION_DAYS: positiveInt.default(30),
+  BIZORA_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).default(10),
+  BIZORA_CLIENT_TIMEOUT_MS: positiveInt.default(30_000),
+  BIZORA_DB_TIMEOUT_MS: positiveInt.default(5_000),
+  BIZORA_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1_000),
+  BIZORA_MAX_HEAP_USED_MB: z.coerce.number().int().min(0).optional(),
+  BIZORA_TRUST_PROXY: z
+    .string()
+    .regex(/^(true|false|\d+|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/, 'must be true, false, a hop count or a list of proxy addresses')
+    .default('false'),
+  BIZORA_SIGNUP: z.enum(['open', 'closed']).default('open'),
 });
+
+/**
+ * How long a request may outlive its upstream deadline: time to write what is left to the client
+ * and settle. A request is ended (and settled with what was produced) at upstream timeout + this.
+ */
+export const REQUEST_GRACE_MS = 5_000;
 
 /** Price of a model in integer micro-USD. */
 const PriceSchema = z.object({
@@ -75,6 +92,20 @@ export type Config = Readonly<{
   /** Secure cookies: on when the public URL is https (auto), or as set. */
   cookieSecure: boolean;
   sessionTtlMs: number;
+  /** How long a shutdown lets in-flight requests finish before it ends them. */
+  shutdownGraceMs: number;
+  /** Deadline for reading a request (headers and body) and for each wait on a client that stopped reading. */
+  clientTimeoutMs: number;
+  /** Deadline for connecting to the database and for each statement. */
+  dbTimeoutMs: number;
+  /** Load shedding: new requests get 503 while the event loop lags more than this (0: off). */
+  maxEventLoopDelayMs: number;
+  /** Load shedding: new requests get 503 while the heap uses more than this (0: off). */
+  maxHeapUsedBytes: number;
+  /** Fastify's trustProxy: false, true, a hop count, or the proxies' addresses. */
+  trustProxy: boolean | number | string[];
+  /** open: anyone may sign up in the dashboard; closed: only the CLI or an administrator creates accounts. */
+  signup: 'open' | 'closed';
   models: readonly ModelConfig[];
 }>;
 
@@ -130,6 +161,13 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
   ];
 }
 
+function trustProxyOf(v: string): boolean | number | string[] {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v.split(',').map((a) => a.trim());
+}
+
 /** Reads and checks the environment; throws ConfigError listing every problem. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(source);
@@ -137,12 +175,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const env = parsed.data;
-  const requestBudgetSeconds = Math.ceil(env.BIZORA_UPSTREAM_TIMEOUT_MS / 1000);
-  if (env.BIZORA_HOLD_TTL_SECONDS <= requestBudgetSeconds) {
-    // A hold that could expire while its request is still running would let the sweeper hand
-    // the money back before the request is settled.
+  // A request lives at most upstream timeout + grace, and its settlement then takes at most one
+  // database deadline. A hold that could expire before that would let the sweeper hand the money
+  // back while its request is still running.
+  const requestBudgetMs = env.BIZORA_UPSTREAM_TIMEOUT_MS + REQUEST_GRACE_MS + env.BIZORA_DB_TIMEOUT_MS;
+  if (env.BIZORA_HOLD_TTL_SECONDS * 1000 <= requestBudgetMs) {
     throw new ConfigError([
-      `BIZORA_HOLD_TTL_SECONDS (${env.BIZORA_HOLD_TTL_SECONDS}) must be longer than BIZORA_UPSTREAM_TIMEOUT_MS (${env.BIZORA_UPSTREAM_TIMEOUT_MS} ms)`,
+      `BIZORA_HOLD_TTL_SECONDS (${env.BIZORA_HOLD_TTL_SECONDS}) must be longer than a request can live: BIZORA_UPSTREAM_TIMEOUT_MS (${env.BIZORA_UPSTREAM_TIMEOUT_MS} ms) + ${REQUEST_GRACE_MS} ms + BIZORA_DB_TIMEOUT_MS (${env.BIZORA_DB_TIMEOUT_MS} ms)`,
     ]);
   }
   return Object.freeze({
@@ -158,6 +197,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: env.BIZORA_PUBLIC_URL,
     cookieSecure: env.BIZORA_COOKIE_SECURE === 'auto' ? !!env.BIZORA_PUBLIC_URL?.startsWith('https:') : env.BIZORA_COOKIE_SECURE === 'true',
     sessionTtlMs: env.BIZORA_SESSION_DAYS * 24 * 3600 * 1000,
+    shutdownGraceMs: env.BIZORA_SHUTDOWN_GRACE_SECONDS * 1000,
+    clientTimeoutMs: env.BIZORA_CLIENT_TIMEOUT_MS,
+    dbTimeoutMs: env.BIZORA_DB_TIMEOUT_MS,
+    maxEventLoopDelayMs: env.BIZORA_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes:
+      env.BIZORA_MAX_HEAP_USED_MB !== undefined
+        ? env.BIZORA_MAX_HEAP_USED_MB * 1024 * 1024
+        : // 90 % of the heap V8 will grow to: past that, garbage collection takes over the process.
+          Math.floor(getHeapStatistics().heap_size_limit * 0.9),
+    trustProxy: trustProxyOf(env.BIZORA_TRUST_PROXY),
+    signup: env.BIZORA_SIGNUP,
     models: Object.freeze(modelsFromEnv(env).map((m) => Object.freeze(m))),
   });
 }
