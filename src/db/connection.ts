@@ -28,9 +28,22 @@ export function sqlitePath(url: string): string {
 
 export type OpenOptions = {
   poolSize?: number;
+  /** Deadline for connecting and for each statement (PostgreSQL), and for a busy SQLite file lock. */
+  timeoutMs?: number;
   /** Called for every query executed (tests count them to prove a path makes none). */
   onQuery?: () => void;
 };
+
+/** Whether an error means the database could not be reached or did not answer in time (503). */
+export function databaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e?.code === 'string') {
+    // PostgreSQL: statement timeout, admin shutdown, cannot connect now; Node: refused, reset.
+    if (['57014', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(e.code)) return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(e.code)) return true;
+  }
+  return typeof e?.message === 'string' && /timeout exceeded when trying to connect|Query read timeout|Connection terminated/i.test(e.message);
+}
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const onQuery = opts.onQuery;
@@ -56,12 +69,21 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     // and, on an OS crash only, up to 4,000 pages of recent commits not yet synced to disk
     // instead of 1,000 (the kernel writes them back within about 30 s either way).
     sqlite.pragma('wal_autocheckpoint = 4000');
-    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma(`busy_timeout = ${opts.timeoutMs ?? 5000}`);
     sqlite.pragma('foreign_keys = ON');
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
     return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
   }
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize ?? 10,
+    // Every wait on PostgreSQL has a deadline: a stalled server costs a request a clear 503
+    // after this, never a hang (connect, waiting for a pooled connection, each statement).
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+    statement_timeout: timeoutMs,
+  });
   // An idle connection that the server drops (restart, failover) must not crash the process;
   // the pool replaces it and the next query reports any lasting problem.
   pool.on('error', () => {});
