@@ -41,7 +41,7 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
   const base = loadConfig({ BIZORA_DATABASE_URL: database.url, BIZORA_LOG_LEVEL: 'silent', BIZORA_PORT: '0', ...opts.env });
   const config: Config = opts.models ? Object.freeze({ ...base, models: opts.models }) : base;
   const queries = { count: 0 };
-  const db = openDatabase(database.url, { onQuery: () => queries.count++ });
+  const db = openDatabase(database.url, { onQuery: () => queries.count++, timeoutMs: config.dbTimeoutMs });
   const deps = await createDeps(config, { database: db, ...(opts.clock ? { clock: opts.clock } : {}) });
   // Key look-ups on SQLite bypass Kysely (prepared statement): count them too.
   const findKey = deps.findKey;
