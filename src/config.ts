@@ -91,6 +91,8 @@ export type Config = Readonly<{
   publicUrl: string | undefined;
   /** Secure cookies: on when the public URL is https (auto), or as set. */
   cookieSecure: boolean;
+  /** auto without a public URL: Secure when the request itself came over https (X-Forwarded-Proto behind a trusted proxy). */
+  cookieSecurePerRequest: boolean;
   sessionTtlMs: number;
   /** How long a shutdown lets in-flight requests finish before it ends them. */
   shutdownGraceMs: number;
@@ -196,6 +198,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     signupCreditCents: env.BIZORA_SIGNUP_CREDIT_CENTS,
     publicUrl: env.BIZORA_PUBLIC_URL,
     cookieSecure: env.BIZORA_COOKIE_SECURE === 'auto' ? !!env.BIZORA_PUBLIC_URL?.startsWith('https:') : env.BIZORA_COOKIE_SECURE === 'true',
+    cookieSecurePerRequest: env.BIZORA_COOKIE_SECURE === 'auto' && !env.BIZORA_PUBLIC_URL,
     sessionTtlMs: env.BIZORA_SESSION_DAYS * 24 * 3600 * 1000,
     shutdownGraceMs: env.BIZORA_SHUTDOWN_GRACE_SECONDS * 1000,
     clientTimeoutMs: env.BIZORA_CLIENT_TIMEOUT_MS,
