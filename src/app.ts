@@ -126,7 +126,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
 
   await app.register(v1Plugin, { prefix: '/v1', deps });
   await app.register(dashboardApiPlugin, { prefix: '/dashboard/api', deps });
-  await app.register(webAppPlugin);
+  await app.register(webAppPlugin, { config: deps.config });
   app.get('/healthz', async () => ({ status: 'ok' }));
   return app;
 }

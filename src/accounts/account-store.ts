@@ -19,24 +19,50 @@ export const balanceCents = (a: Pick<Account, 'balance_micros' | 'held_micros'>)
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 export const isEmail = (s: string): boolean => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s);
 
+/**
+ * Creates an account. The first account on a database becomes its administrator, however it is
+ * made (dashboard sign-up, the CLI, an administrator): creating it and claiming the one
+ * first_admin row happen in one transaction, and the row's primary key decides between
+ * concurrent first sign-ups (on PostgreSQL the second insert waits for the first COMMIT, then
+ * does nothing). `role: 'admin'` makes an administrator in any case; `'member'` never claims.
+ * An email taken already fails on the unique index (see isUniqueViolation).
+ */
 export async function createAccount(
   db: Db,
   input: { email: string; name?: string | null; now: number; role?: 'admin' | 'member'; passwordHash?: string | null },
 ): Promise<PublicAccount> {
-  const row: Account = {
-    id: newId('acct', input.now),
-    email: normalizeEmail(input.email),
-    name: input.name ?? null,
-    role: input.role ?? 'member',
-    password_hash: input.passwordHash ?? null,
-    balance_micros: 0,
-    held_micros: 0,
-    created_at: input.now,
-  };
-  await db.insertInto('accounts').values(row).execute();
-  const { password_hash: _ph, ...rest } = row;
-  return rest;
+  const id = newId('acct', input.now);
+  return db.transaction().execute(async (tx) => {
+    let role = input.role ?? 'member';
+    if (input.role !== 'member') {
+      const claim = await tx
+        .insertInto('first_admin')
+        .values({ id: 1, account_id: id, created_at: input.now })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .executeTakeFirst();
+      if (Number(claim.numInsertedOrUpdatedRows ?? 0n) === 1) role = 'admin';
+    }
+    const row: Account = {
+      id,
+      email: normalizeEmail(input.email),
+      name: input.name ?? null,
+      role,
+      password_hash: input.passwordHash ?? null,
+      balance_micros: 0,
+      held_micros: 0,
+      created_at: input.now,
+    };
+    await tx.insertInto('accounts').values(row).execute();
+    const { password_hash: _ph, ...rest } = row;
+    return rest;
+  });
 }
+
+/** Whether a database error is a unique-index violation (an email taken by a concurrent insert). */
+export const isUniqueViolation = (err: unknown): boolean => {
+  const e = err as { code?: unknown; message?: unknown };
+  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+};
 
 /** Finds an account by id (`acct_…`) or email. */
 export function findAccount(db: Db, idOrEmail: string): Promise<PublicAccount | undefined> {

@@ -1,6 +1,7 @@
 // Password hashing with scrypt (node:crypto, OpenSSL's implementation), stored as
 // `scrypt$N$r$p$salt$hash` so the cost can be raised later without breaking old hashes.
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto';
+import { randomBase62 } from '../lib/base62.ts';
 
 const PARAMS = { N: 16384, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
@@ -30,3 +31,6 @@ export async function verifyPassword(password: string, stored: string): Promise<
 
 /** A stored hash to compare against when the email is unknown, so both paths take as long. */
 export const DUMMY_HASH = await hashPassword('not-a-real-password');
+
+/** An initial password for an account an administrator or the CLI creates: 20 base62 characters (119 bits). */
+export const generatePassword = (): string => randomBase62(20);

@@ -1,15 +1,21 @@
 // Sign-up, sign-in, sign-out and "who am I" for the dashboard.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+//
+// Sign-up never tells whether an email is registered: for an email that has an account it is a
+// sign-in (the right password signs in, anything else gets exactly the answer of a failed
+// sign-in, after the same one password check), and it goes through the same throttle. Sign-ups
+// are limited per address, and refused altogether with BIZORA_SIGNUP=closed.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Static, Type } from 'typebox';
 import { grantCredit } from '../billing/ledger.ts';
 import { centsToMicros } from '../billing/pricing.ts';
+import type { Config } from '../config.ts';
 import { accountView, requireAccount } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { createAccount, findAccount, isEmail, normalizeEmail } from './account-store.ts';
+import { createAccount, findAccount, isEmail, isUniqueViolation, normalizeEmail } from './account-store.ts';
 import { DUMMY_HASH, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword } from './passwords.ts';
 import { createSession, deleteSession, SESSION_COOKIE } from './sessions.ts';
-import { SigninThrottle } from './signin-throttle.ts';
+import { type SigninAttempt, SigninThrottle, type ThrottleLimits } from './signin-throttle.ts';
 
 const Credentials = Type.Object({
   email: Type.String({ minLength: 3, maxLength: 254 }),
@@ -18,30 +24,88 @@ const Credentials = Type.Object({
 });
 type CredentialsBody = Static<typeof Credentials>;
 
-export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
-  const throttle = new SigninThrottle(deps.clock.now);
+/**
+ * The base URL Getting started shows: BIZORA_PUBLIC_URL, else the address this server was told
+ * to listen on (a wildcard address shown as the loopback one) and the port it listens on. Never
+ * the request's Host header, which any client can set.
+ */
+export function apiBaseUrl(config: Pick<Config, 'publicUrl' | 'host' | 'port'>, listeningPort: number | undefined): string {
+  if (config.publicUrl) return `${config.publicUrl.replace(/\/+$/, '')}/v1`;
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' || config.host === '[::]' ? 'localhost' : config.host;
+  const port = listeningPort ?? config.port;
+  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}${port === 80 ? '' : `:${port}`}/v1`;
+}
 
-  async function startSession(reply: FastifyReply, accountId: string) {
+/** Secure cookies as configured, or (auto without a public URL) when this request came over https. */
+export const cookieIsSecure = (config: Config, request: FastifyRequest): boolean =>
+  config.cookieSecure || (config.cookieSecurePerRequest && request.protocol === 'https');
+
+export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { limits?: ThrottleLimits } = {}): void {
+  const throttle = new SigninThrottle(deps.clock, opts.limits);
+
+  async function startSession(request: FastifyRequest, reply: FastifyReply, accountId: string) {
     const token = await createSession(deps.db, accountId, deps.clock.now(), deps.config.sessionTtlMs);
     reply.setCookie(SESSION_COOKIE, token, {
       path: '/',
       httpOnly: true,
       sameSite: 'lax',
-      secure: deps.config.cookieSecure,
+      secure: cookieIsSecure(deps.config, request),
       maxAge: Math.floor(deps.config.sessionTtlMs / 1000),
     });
   }
 
+  /** The throttle's verdict for this email from this client; a refusal is the 429. */
+  function admit(email: string, request: FastifyRequest): SigninAttempt {
+    const verdict = throttle.begin(email, request.ip);
+    if (!verdict.allowed) throw new ApiError('too_many_attempts', { headers: { 'retry-after': String(verdict.retryAfterSeconds) } });
+    return verdict.attempt;
+  }
+
+  const passwordRow = (email: string) =>
+    deps.db.selectFrom('accounts').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+
+  /** One password check (against a dummy hash when there is no account: same answer, same time). */
+  async function signIn(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    row: { id: string; password_hash: string | null } | undefined,
+    password: string,
+    attempt: SigninAttempt,
+  ) {
+    const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_HASH);
+    if (!row?.password_hash || !ok) {
+      attempt.failed();
+      throw new ApiError('invalid_credentials');
+    }
+    attempt.succeeded();
+    await startSession(request, reply, row.id);
+    const account = await findAccount(deps.db, row.id);
+    return { account: account ? accountView(account) : null };
+  }
+
   app.get('/session', async (request, reply) => ({
     account: request.account ? accountView(request.account) : null,
-    csrf_token: reply.generateCsrf(),
+    csrf_token: reply.generateCsrf({ secure: cookieIsSecure(deps.config, request) }),
+    signup: deps.config.signup,
     signup_credit_cents: deps.config.signupCreditCents,
-    // The base URL the Getting started examples show: the configured public URL, or the one
-    // this browser reached us at.
-    api_base_url: `${deps.config.publicUrl?.replace(/\/+$/, '') ?? `${request.protocol}://${request.host}`}/v1`,
+    api_base_url: apiBaseUrl(
+      deps.config,
+      (() => {
+        const a = app.server.address();
+        return a && typeof a === 'object' ? a.port : undefined;
+      })(),
+    ),
   }));
 
   app.post('/signup', { schema: { body: Credentials } }, async (request, reply) => {
+    if (deps.config.signup === 'closed') throw new ApiError('signup_closed');
+    const allowed = throttle.signup(request.ip);
+    if (!allowed.allowed) {
+      throw new ApiError('rate_limited', {
+        message: 'Too many sign-ups from this address. Try again later.',
+        headers: { 'retry-after': String(allowed.retryAfterSeconds) },
+      });
+    }
     const body = request.body as CredentialsBody;
     const email = normalizeEmail(body.email);
     if (!isEmail(email)) throw new ApiError('invalid_request', { param: 'email', message: 'Enter a valid email address.' });
@@ -51,30 +115,28 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
         message: `Use a password of at least ${MIN_PASSWORD_LENGTH} characters.`,
       });
     }
-    if (await findAccount(deps.db, email)) throw new ApiError('email_taken');
+    const attempt = admit(email, request);
+    const existing = await passwordRow(email);
+    if (existing) return signIn(request, reply, existing, body.password, attempt);
+
     const passwordHash = await hashPassword(body.password);
     const now = deps.clock.now();
-    // The first account on an empty database administers the platform.
-    const { n } = await deps.db
-      .selectFrom('accounts')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    const account = await createAccount(deps.db, {
-      email,
-      name: body.name?.trim() || null,
-      now,
-      passwordHash,
-      role: Number(n) === 0 ? 'admin' : 'member',
-    }).catch((err) => {
-      // Two sign-ups racing for the same email: the unique index decides.
-      throw /unique|duplicate/i.test(String((err as Error).message)) ? new ApiError('email_taken') : err;
-    });
+    let account: Awaited<ReturnType<typeof createAccount>>;
+    try {
+      account = await createAccount(deps.db, { email, name: body.name?.trim() || null, now, passwordHash });
+    } catch (err) {
+      // A concurrent sign-up took the email first: answered like any existing email.
+      if (!isUniqueViolation(err)) throw err;
+      attempt.failed();
+      throw new ApiError('invalid_credentials');
+    }
+    attempt.succeeded();
     if (deps.config.signupCreditCents > 0) {
       await deps.ledger.run((s) =>
         grantCredit(s, { accountId: account.id, micros: centsToMicros(deps.config.signupCreditCents), reason: 'Sign-up credit', now }),
       );
     }
-    await startSession(reply, account.id);
+    await startSession(request, reply, account.id);
     const fresh = await findAccount(deps.db, account.id);
     return reply.code(201).send({ account: fresh ? accountView(fresh) : accountView(account) });
   });
@@ -82,23 +144,8 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps): void {
   app.post('/signin', { schema: { body: Credentials } }, async (request, reply) => {
     const body = request.body as CredentialsBody;
     const email = normalizeEmail(body.email);
-    const keys = [`email:${email}`, `ip:${request.ip}`] as const;
-    const verdict = throttle.check(...keys);
-    if ('blockedForSeconds' in verdict) {
-      throw new ApiError('too_many_attempts', { headers: { 'retry-after': String(verdict.blockedForSeconds) } });
-    }
-    if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
-    const row = await deps.db.selectFrom('accounts').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
-    // Unknown emails are checked against a dummy hash: same answer, same time.
-    const ok = await verifyPassword(body.password, row?.password_hash ?? DUMMY_HASH);
-    if (!row?.password_hash || !ok) {
-      throttle.fail([...keys]);
-      throw new ApiError('invalid_credentials');
-    }
-    throttle.succeed([...keys]);
-    await startSession(reply, row.id);
-    const account = await findAccount(deps.db, row.id);
-    return { account: account ? accountView(account) : null };
+    const attempt = admit(email, request);
+    return signIn(request, reply, await passwordRow(email), body.password, attempt);
   });
 
   app.post('/signout', async (request, reply) => {

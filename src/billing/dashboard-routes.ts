@@ -1,12 +1,15 @@
 // Billing: the balance and the ledger, newest first, paginated by entry id; administrators can
-// see every account and grant credit to any of them.
+// see every account and grant credit to any of them. A grant sent with an Idempotency-Key
+// header is made once: the same key again (a retry, a double click) answers with the first
+// grant and grants nothing (header Idempotent-Replayed: true); the same key with another account
+// or amount is a 409. The dashboard sends a fresh key with every new grant.
 import type { FastifyInstance } from 'fastify';
 import { type Static, Type } from 'typebox';
 import { findAccount } from '../accounts/account-store.ts';
 import { accountView, requireAccount, requireAdmin } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { grantCredit } from './ledger.ts';
+import { grantCredit, grantCreditIdempotently } from './ledger.ts';
 import { centsToMicros, exactCents, floorCents } from './pricing.ts';
 
 const LedgerQuery = Type.Object({
@@ -18,6 +21,9 @@ const Grant = Type.Object({
   cents: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
   reason: Type.Optional(Type.String({ maxLength: 200 })),
 });
+/** Printable ASCII, up to 255 characters: a UUID, or whatever a client retries with. */
+export const IDEMPOTENCY_KEY_PATTERN = '^[ -~]{1,255}$';
+const GrantHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN })) });
 
 export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
   app.get('/billing', { schema: { querystring: LedgerQuery } }, async (request) => {
@@ -61,20 +67,28 @@ export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
     return { data: rows.map(accountView) };
   });
 
-  app.post('/admin/grants', { schema: { body: Grant } }, async (request, reply) => {
+  app.post('/admin/grants', { schema: { body: Grant, headers: GrantHeaders } }, async (request, reply) => {
     const admin = requireAdmin(request);
     const body = request.body as Static<typeof Grant>;
+    const idempotencyKey = (request.headers as Static<typeof GrantHeaders>)['idempotency-key'];
     const target = await findAccount(deps.db, body.account);
     if (!target) throw new ApiError('account_not_found');
-    const balance = await deps.ledger.run((s) =>
-      grantCredit(s, {
-        accountId: target.id,
-        micros: centsToMicros(body.cents),
-        reason: body.reason?.trim() || `Granted by ${admin.email}`,
-        now: deps.clock.now(),
-      }),
-    );
-    if (balance === null) throw new ApiError('account_not_found');
-    return reply.code(201).send({ account_id: target.id, granted_cents: body.cents, balance_cents: floorCents(balance) });
+    const grant = {
+      accountId: target.id,
+      micros: centsToMicros(body.cents),
+      reason: body.reason?.trim() || `Granted by ${admin.email}`,
+      now: deps.clock.now(),
+    };
+    if (idempotencyKey === undefined) {
+      const balance = await deps.ledger.run((s) => grantCredit(s, grant));
+      if (balance === null) throw new ApiError('account_not_found');
+      return reply.code(201).send({ account_id: target.id, granted_cents: body.cents, balance_cents: floorCents(balance) });
+    }
+    const r = await grantCreditIdempotently(deps.ledger, { ...grant, idempotencyKey });
+    if (!r.ok) throw new ApiError(r.reason === 'key_reused' ? 'idempotency_key_reused' : 'account_not_found');
+    if (r.replayed) reply.header('idempotent-replayed', 'true');
+    return reply
+      .code(201)
+      .send({ account_id: r.accountId, granted_cents: exactCents(r.micros), balance_cents: floorCents(r.balanceAfterMicros) });
   });
 }

@@ -258,6 +258,7 @@ class OperationProbe implements LedgerStatements {
   adjust = (accountId: string, change: { balance: number; held: number }) => this.serial((s) => s.adjust(accountId, change));
   insertEntry = (entry: LedgerEntry) => this.serial((s) => s.insertEntry(entry));
   insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
+  findGrant = (idempotencyKey: string) => this.serial((s) => s.findGrant(idempotencyKey));
 
   private fused(call: FusedCall, inTurn: (s: Required<LedgerStatements>) => Promise<boolean>): Promise<boolean> {
     if (!(this.collecting && this.calls++ === 0)) return this.serial(inTurn);

@@ -11,6 +11,8 @@ import type { Tx } from '../db/connection.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 
 export type Balances = { balance_micros: number; held_micros: number };
+/** The entry a grant with an idempotency key wrote. */
+export type GrantRecord = Pick<LedgerEntry, 'account_id' | 'amount_micros' | 'balance_after_micros'>;
 
 export interface LedgerStatements {
   /**
@@ -25,6 +27,8 @@ export interface LedgerStatements {
   adjust(accountId: string, change: { balance: number; held: number }): Promise<number | undefined>;
   insertEntry(entry: LedgerEntry): Promise<void>;
   insertUsage(record: NewUsageRecord): Promise<void>;
+  /** The grant made with this idempotency key, if there is one. */
+  findGrant(idempotencyKey: string): Promise<GrantRecord | undefined>;
   /**
    * Optional, one round trip: the usual settlement of a hold that is still open — close it,
    * release it, charge, write the entry (its balance_after filled in) and the usage record.
@@ -89,6 +93,13 @@ export function kyselyStatements(tx: Tx, { lockRows = false } = {}): LedgerState
     async insertUsage(record) {
       await tx.insertInto('usage_records').values(record).execute();
     },
+    findGrant(idempotencyKey) {
+      return tx
+        .selectFrom('ledger_entries')
+        .select(['account_id', 'amount_micros', 'balance_after_micros'])
+        .where('idempotency_key', '=', idempotencyKey)
+        .executeTakeFirst();
+    },
   };
 }
 
@@ -125,8 +136,9 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
     'UPDATE accounts SET balance_micros = balance_micros + ?, held_micros = held_micros + ? WHERE id = ? RETURNING balance_micros',
   );
   const insertEntry = sqlite.prepare(
-    'INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  const findGrant = sqlite.prepare('SELECT account_id, amount_micros, balance_after_micros FROM ledger_entries WHERE idempotency_key = ?');
   const insertUsage = sqlite.prepare(
     `INSERT INTO usage_records (${USAGE_COLUMN_LIST}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
   );
@@ -150,12 +162,14 @@ export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatemen
         e.request_id,
         e.reason,
         e.hold_micros,
+        e.idempotency_key,
         e.created_at,
       );
     },
     async insertUsage(u) {
       insertUsage.run(...USAGE_COLUMNS.map((c) => u[c] ?? null));
     },
+    findGrant: async (idempotencyKey) => findGrant.get(idempotencyKey) as GrantRecord | undefined,
   };
 }
 

@@ -8,7 +8,7 @@ import type { Db } from '../db/connection.ts';
 import type { Hold, LedgerEntry, LedgerKind, NewUsageRecord } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
-import type { LedgerStatements } from './ledger-statements.ts';
+import type { GrantRecord, LedgerStatements } from './ledger-statements.ts';
 
 type EntryInput = {
   accountId: string;
@@ -18,6 +18,7 @@ type EntryInput = {
   requestId?: string | null;
   reason?: string | null;
   holdMicros?: number | null;
+  idempotencyKey?: string | null;
   now: number;
 };
 
@@ -30,16 +31,16 @@ const entryRow = (e: EntryInput): LedgerEntry => ({
   request_id: e.requestId ?? null,
   reason: e.reason ?? null,
   hold_micros: e.holdMicros ?? null,
+  idempotency_key: e.idempotencyKey ?? null,
   created_at: e.now,
 });
 
 const addEntry = (s: LedgerStatements, e: EntryInput): Promise<void> => s.insertEntry(entryRow(e));
 
+type GrantInput = { accountId: string; micros: number; reason?: string | null; now: number };
+
 /** Adds credit. Returns the new balance, or null if the account does not exist. */
-export async function grantCredit(
-  s: LedgerStatements,
-  input: { accountId: string; micros: number; reason?: string | null; now: number },
-): Promise<number | null> {
+export async function grantCredit(s: LedgerStatements, input: GrantInput & { idempotencyKey?: string | null }): Promise<number | null> {
   if (!Number.isSafeInteger(input.micros) || input.micros <= 0) throw new RangeError('a grant must be a positive integer');
   const balance = await s.adjust(input.accountId, { balance: input.micros, held: 0 });
   if (balance === undefined) return null;
@@ -49,9 +50,54 @@ export async function grantCredit(
     amount: input.micros,
     balanceAfter: balance,
     reason: input.reason ?? null,
+    idempotencyKey: input.idempotencyKey ?? null,
     now: input.now,
   });
   return balance;
+}
+
+export type IdempotentGrantResult =
+  | { ok: true; replayed: boolean; accountId: string; micros: number; balanceAfterMicros: number }
+  | { ok: false; reason: 'no_account' | 'key_reused' };
+
+const replayOf = (first: GrantRecord, input: GrantInput): IdempotentGrantResult =>
+  first.account_id === input.accountId && first.amount_micros === input.micros
+    ? { ok: true, replayed: true, accountId: first.account_id, micros: first.amount_micros, balanceAfterMicros: first.balance_after_micros }
+    : { ok: false, reason: 'key_reused' };
+
+/**
+ * A grant made at most once per idempotency key: the same key again (a retry, a double click)
+ * answers with the first grant (its amount and the balance right after it) and grants nothing;
+ * the same key for another account or amount is refused. On PostgreSQL reading the balances
+ * locks the account's row, so a concurrent grant with the same key waits for the first one's
+ * COMMIT and then finds its entry; SQLite has one writer at a time.
+ */
+export async function grantCreditOnce(s: LedgerStatements, input: GrantInput & { idempotencyKey: string }): Promise<IdempotentGrantResult> {
+  const account = await s.balances(input.accountId);
+  const first = await s.findGrant(input.idempotencyKey);
+  if (first) return replayOf(first, input);
+  if (!account) return { ok: false, reason: 'no_account' };
+  const balance = await grantCredit(s, input);
+  if (balance === null) return { ok: false, reason: 'no_account' };
+  return { ok: true, replayed: false, accountId: input.accountId, micros: input.micros, balanceAfterMicros: balance };
+}
+
+/**
+ * grantCreditOnce through an executor. Grants racing with one key for different accounts lock
+ * different rows: the unique index on the key lets one commit and fails the other, which then
+ * finds the winner's entry and answers as a replay or a reused key.
+ */
+export async function grantCreditIdempotently(
+  ledger: LedgerExecutor,
+  input: GrantInput & { idempotencyKey: string },
+): Promise<IdempotentGrantResult> {
+  try {
+    return await ledger.run((s) => grantCreditOnce(s, input));
+  } catch (err) {
+    const first = await ledger.run((s) => s.findGrant(input.idempotencyKey));
+    if (!first) throw err;
+    return replayOf(first, input);
+  }
 }
 
 export type ReserveResult = { ok: true; hold: Hold } | { ok: false; reason: 'insufficient'; availableMicros: number };

@@ -3,7 +3,8 @@
 // argument gets one line on stderr and a non-zero exit.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { balanceCents, createAccount, findAccount, isEmail, type PublicAccount } from '../accounts/account-store.ts';
-import { grantCredit, verifyLedger } from '../billing/ledger.ts';
+import { generatePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.ts';
+import { grantCredit, grantCreditIdempotently, verifyLedger } from '../billing/ledger.ts';
 import { createLedgerExecutor } from '../billing/ledger-executor.ts';
 import { centsToMicros, floorCents } from '../billing/pricing.ts';
 import { ConfigError, loadConfig } from '../config.ts';
@@ -42,6 +43,18 @@ const positiveCents = (v: string): number => {
     throw new InvalidArgumentError('must be a positive whole number of cents');
   return Number(v);
 };
+
+const idempotencyKey = (v: string): string => {
+  if (!/^[ -~]{1,255}$/.test(v)) throw new InvalidArgumentError('must be 1 to 255 printable ASCII characters');
+  return v;
+};
+
+/** All of standard input (a password piped in, so that it stays out of the shell's history). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 const balanceView = (a: PublicAccount) => ({
   account_id: a.id,
@@ -86,15 +99,34 @@ export function buildCli(): Command {
   json(
     accounts
       .command('create')
-      .description('create an account')
+      .description('create an account (the first account on a database is the administrator)')
       .requiredOption('--email <email>', 'email address')
-      .option('--name <name>', 'display name'),
-  ).action(async (opts: Out & { email: string; name?: string }) => {
+      .option('--name <name>', 'display name')
+      .option('--admin', 'make it an administrator')
+      .option('--password-stdin', 'read its dashboard password from standard input (else one is generated and printed once)'),
+  ).action(async (opts: Out & { email: string; name?: string; admin?: boolean; passwordStdin?: boolean }) => {
     if (!isEmail(opts.email)) throw new CliError(`not an email address: ${opts.email}`);
+    const chosen = opts.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : null;
+    if (chosen !== null && (chosen.length < MIN_PASSWORD_LENGTH || chosen.length > MAX_PASSWORD_LENGTH))
+      throw new CliError(`the password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`);
+    const password = chosen ?? generatePassword();
     await withDb(async (d) => {
       if (await findAccount(d.db, opts.email)) throw new CliError(`an account with email ${opts.email} exists already`);
-      const a = await createAccount(d.db, { email: opts.email, name: opts.name ?? null, now: Date.now() });
-      print(opts, { id: a.id, email: a.email, name: a.name }, `created account ${a.id} (${a.email})`);
+      const a = await createAccount(d.db, {
+        email: opts.email,
+        name: opts.name ?? null,
+        now: Date.now(),
+        passwordHash: await hashPassword(password),
+        ...(opts.admin ? { role: 'admin' as const } : {}),
+      });
+      const shown = chosen === null ? { password } : {};
+      print(
+        opts,
+        { id: a.id, email: a.email, name: a.name, role: a.role, ...shown },
+        `created ${a.role === 'admin' ? 'administrator' : 'account'} ${a.id} (${a.email})${
+          chosen === null ? `\ndashboard password: ${password}\nPass it on now: it will not be shown again.` : ''
+        }`,
+      );
     });
   });
 
@@ -105,18 +137,31 @@ export function buildCli(): Command {
       .description('add credit to an account')
       .requiredOption('--account <account>', 'account id or email')
       .requiredOption('--cents <cents>', 'amount in cents', positiveCents)
-      .option('--reason <reason>', 'shown in the ledger'),
-  ).action(async (opts: Out & { account: string; cents: number; reason?: string }) => {
+      .option('--reason <reason>', 'shown in the ledger')
+      .option('--idempotency-key <key>', 'grant at most once for this key: run again, it prints the first grant', idempotencyKey),
+  ).action(async (opts: Out & { account: string; cents: number; reason?: string; idempotencyKey?: string }) => {
     await withDb(async (d) => {
       const account = await accountOrFail(d, opts.account);
-      const balance = await createLedgerExecutor(d).run((s) =>
-        grantCredit(s, { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() }),
-      );
+      const ledger = createLedgerExecutor(d);
+      const grant = { accountId: account.id, micros: centsToMicros(opts.cents), reason: opts.reason ?? 'CLI grant', now: Date.now() };
+      let balance: number | null;
+      let replayed = false;
+      if (opts.idempotencyKey === undefined) {
+        balance = await ledger.run((s) => grantCredit(s, grant));
+      } else {
+        const r = await grantCreditIdempotently(ledger, { ...grant, idempotencyKey: opts.idempotencyKey });
+        if (!r.ok && r.reason === 'key_reused')
+          throw new CliError(`idempotency key ${opts.idempotencyKey} was used already for a different grant`);
+        balance = r.ok ? r.balanceAfterMicros : null;
+        replayed = r.ok && r.replayed;
+      }
       if (balance === null) throw new CliError(`no account ${opts.account}`);
       print(
         opts,
-        { account_id: account.id, granted_cents: opts.cents, balance_cents: floorCents(balance) },
-        `granted ${opts.cents} cents to ${account.id}; balance ${dollars(balance)}`,
+        { account_id: account.id, granted_cents: opts.cents, balance_cents: floorCents(balance), replayed },
+        replayed
+          ? `already granted with this idempotency key: ${opts.cents} cents to ${account.id}; balance after it ${dollars(balance)}`
+          : `granted ${opts.cents} cents to ${account.id}; balance ${dollars(balance)}`,
       );
     });
   });

@@ -132,11 +132,42 @@ const m004: Migration = {
   },
 };
 
+// Operator safety (issue 10): idempotent credit grants, the first administrator decided by one
+// row, expired sessions found by an index.
+const m005: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A grant made with an idempotency key is made once: a retry finds the first grant's entry.
+    await db.schema.alterTable('ledger_entries').addColumn('idempotency_key', 'text').execute();
+    await db.schema
+      .createIndex('ledger_grant_idempotency')
+      .on('ledger_entries')
+      .column('idempotency_key')
+      .unique()
+      .where(sql.ref('idempotency_key'), 'is not', null)
+      .execute();
+    // At most one row (id = 1): the account that became the first administrator. Inserting it
+    // is the atomic "am I first?" (concurrent first sign-ups: one insert wins, the other finds it).
+    await db.schema
+      .createTable('first_admin')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('account_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addCheckConstraint('first_admin_single_row', sql`id = 1`)
+      .execute();
+    // A database with accounts already has had its first account: the claim is taken (by its
+    // oldest administrator, else its oldest account), as the old "no accounts yet" rule had it.
+    await sql`INSERT INTO first_admin (id, account_id, created_at)
+      SELECT 1, id, created_at FROM accounts ORDER BY CASE WHEN role = 'admin' THEN 0 ELSE 1 END, created_at, id LIMIT 1`.execute(db);
+    await db.schema.createIndex('sessions_expiry').on('sessions').column('expires_at').execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '001_core': m001,
   '002_dashboard': m002,
   '003_lean_indexes': m003,
   '004_derived_completion_id': m004,
+  '005_operator_safety': m005,
 };
 
 /** Applies pending migrations; returns the names applied. Throws with the failing migration. */

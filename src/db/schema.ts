@@ -54,6 +54,15 @@ export interface LedgerEntriesTable {
   reason: string | null;
   /** For usage and release entries: the amount that had been held for the request. */
   hold_micros: number | null;
+  /** For grants made with an idempotency key (unique): a retry with the same key finds this entry. */
+  idempotency_key: string | null;
+  created_at: number;
+}
+
+/** One row at most: the account that became the platform's first administrator. */
+export interface FirstAdminTable {
+  id: number;
+  account_id: string;
   created_at: number;
 }
 
@@ -95,6 +104,7 @@ export interface DB {
   ledger_entries: LedgerEntriesTable;
   usage_records: UsageRecordsTable;
   sessions: SessionsTable;
+  first_admin: FirstAdminTable;
 }
 
 export type Account = Selectable<AccountsTable>;
