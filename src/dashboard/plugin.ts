@@ -22,17 +22,19 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * Iterative: a body nested thousands deep must not overflow the stack.
  */
 export function findNul(parts: Record<string, unknown>): string | null {
+  // A name past 200 characters stops growing: an error message must not echo a huge body.
+  const child = (path: string, part: string) => (path.length > 200 ? path : (path + part).slice(0, 201));
   const stack: Array<[string, unknown]> = Object.entries(parts).map(([k, v]) => [k, v]);
   while (stack.length) {
     const [path, value] = stack.pop() as [string, unknown];
     if (typeof value === 'string') {
       if (value.includes('\u0000')) return path;
     } else if (Array.isArray(value)) {
-      for (const [i, v] of value.entries()) stack.push([`${path}[${i}]`, v]);
+      for (const [i, v] of value.entries()) stack.push([child(path, `[${i}]`), v]);
     } else if (value && typeof value === 'object') {
       for (const [k, v] of Object.entries(value)) {
         if (k.includes('\u0000')) return path;
-        stack.push([path ? `${path}.${k}` : k, v]);
+        stack.push([child(path ? `${path}.` : '', k), v]);
       }
     }
   }

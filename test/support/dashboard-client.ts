@@ -7,7 +7,11 @@ export class DashboardClient {
   private cookies = new Map<string, string>();
   csrf = '';
 
-  constructor(private readonly url: string) {}
+  /** `headers` go with every call (e.g. X-Forwarded-For: this client's address behind a proxy). */
+  constructor(
+    private readonly url: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -23,7 +27,7 @@ export class DashboardClient {
     body?: unknown,
     opts: { csrf?: boolean; headers?: Record<string, string> } = {},
   ): Promise<{ status: number; body: Json; headers: Headers }> {
-    const headers: Record<string, string> = { ...opts.headers };
+    const headers: Record<string, string> = { ...this.headers, ...opts.headers };
     if (this.cookies.size) headers.cookie = this.cookieHeader();
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (opts.csrf !== false && this.csrf) headers['x-csrf-token'] = this.csrf;
@@ -53,6 +57,13 @@ export class DashboardClient {
     if (!this.csrf) await this.start();
     const r = await this.call('POST', '/signup', { email, password });
     if (r.status !== 201) throw new Error(`sign-up failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.account;
+  }
+
+  async signIn(email: string, password = 'correct horse battery'): Promise<Json> {
+    if (!this.csrf) await this.start();
+    const r = await this.call('POST', '/signin', { email, password });
+    if (r.status !== 200) throw new Error(`sign-in failed: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.account;
   }
 }
