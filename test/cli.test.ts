@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DashboardClient } from './support/dashboard-client.ts';
 import { createTestDatabase, testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
@@ -98,6 +99,47 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(r.code, 0);
       assert.match(r.stdout, /^sk_live_[0-9A-Za-z]{39}$/m);
       assert.match(r.stdout, /not be shown again/);
+    });
+
+    test('credits grant --idempotency-key grants once: run again, it prints the first grant', async () => {
+      const acct = await h.newAccount();
+      const grant = (cents: string) =>
+        json<{ balance_cents: number; granted_cents: number; replayed: boolean }>(
+          'credits',
+          'grant',
+          '--account',
+          acct.id,
+          '--cents',
+          cents,
+          '--idempotency-key',
+          `deploy-${acct.id}`,
+        );
+      const first = await grant('300');
+      assert.deepEqual([first.balance_cents, first.replayed], [300, false]);
+      const again = await grant('300');
+      assert.deepEqual([again.balance_cents, again.granted_cents, again.replayed], [300, 300, true]);
+      assert.equal((await h.balanceMicros(acct.id)).balance, 300 * 10_000);
+      const other = await cli('credits', 'grant', '--account', acct.id, '--cents', '5', '--idempotency-key', `deploy-${acct.id}`);
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /used already/);
+      assert.equal((await h.balanceMicros(acct.id)).balance, 300 * 10_000);
+    });
+
+    test('accounts create --admin makes an administrator who signs in with the password printed once', async () => {
+      const made = await json<{ role: string; password: string }>('accounts', 'create', '--email', 'ops@example.com', '--admin');
+      assert.equal(made.role, 'admin');
+      assert.match(made.password, /^[0-9A-Za-z]{20}$/);
+      const ops = new DashboardClient(h.url);
+      assert.equal((await ops.signIn('ops@example.com', made.password)).role, 'admin');
+      // --password-stdin: the password chosen, piped in, never printed.
+      const child = run(process.execPath, [BIN, 'accounts', 'create', '--email', 'piped@example.com', '--password-stdin', '--json'], {
+        env: { ...process.env, BIZORA_DATABASE_URL: h.databaseUrl },
+      });
+      child.child.stdin?.end('my own password\n');
+      const piped = JSON.parse((await child).stdout) as { role: string; password?: string };
+      assert.equal(piped.password, undefined);
+      assert.equal(piped.role, 'member');
+      assert.equal((await new DashboardClient(h.url).signIn('piped@example.com', 'my own password')).email, 'piped@example.com');
     });
 
     test('migrate reports the migrations it applies, and nothing the second time', async () => {
