@@ -1,12 +1,18 @@
 // buildApp(deps): a pure factory. Registers the capability plugins and the one error handler;
 // opens no sockets and reads no environment (main.ts owns the process, tests own their deps).
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import pino from 'pino';
 import { dashboardApiPlugin } from './dashboard/plugin.ts';
 import { webAppPlugin } from './dashboard/web-app.ts';
+import { databaseUnavailable } from './db/connection.ts';
 import type { Deps } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { v1Plugin } from './gateway/v1-plugin.ts';
+import { AllowedMethods } from './http/allowed-methods.ts';
+import { answerNodeEdgeCases, drainThenClose, handleClientError } from './http/client-errors.ts';
+import { registerJsonBodyParser } from './http/json-body.ts';
+import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
 
 type AjvError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
@@ -48,7 +54,16 @@ export function toApiError(err: FastifyError | Error): ApiError | null {
       return new ApiError('invalid_json', { param: null });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError('unsupported_media_type');
+    case 'FST_ERR_BAD_URL':
+      return new ApiError('invalid_request', { message: 'The request URL is not valid (bad percent-encoding).' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError('uri_too_long');
+    // PostgreSQL refuses text it cannot store (a NUL byte, an unpaired surrogate): the client's doing.
+    case '22021':
+    case '22P05':
+      return new ApiError('invalid_text');
   }
+  if (databaseUnavailable(err)) return new ApiError('service_unavailable', { headers: { 'retry-after': '1' } });
   if (fe.code?.startsWith('FST_CSRF')) return new ApiError('csrf_invalid');
   if (err instanceof SyntaxError && fe.statusCode === 400) return new ApiError('invalid_json', { param: null });
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
@@ -70,6 +85,30 @@ class OneLinePerRequest extends LogController {
     if (error) request.log.error({ ...line, err: error }, 'request failed');
     else request.log.info(line, 'request');
   }
+}
+
+/** URLs longer than this get a 414 (a longer request line overflows the 16 KB of headers: 414 too). */
+const MAX_URL_LENGTH = 8192;
+/** Node's default, stated: headers over this get a 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+/**
+ * What every request must satisfy before any route or hook sees it; each check is a comparison
+ * or one scan of a short string. A shutdown in progress answers 503 and closes the connection
+ * (Fastify's own 503 is not in our shape).
+ */
+function refuseBadRequest(request: FastifyRequest, closing: boolean): void {
+  if (closing) throw new ApiError('service_unavailable', { headers: { connection: 'close' } });
+  const raw = request.raw;
+  if (raw.headers.host === undefined && raw.httpVersionMajor === 1 && raw.httpVersionMinor === 1) {
+    throw new ApiError('malformed_request', { message: 'The request has no Host header.' });
+  }
+  const url = raw.url ?? '';
+  if (url.length > MAX_URL_LENGTH) throw new ApiError('uri_too_long');
+  // A NUL byte is in no id, email or filter, and PostgreSQL cannot compare text that holds one.
+  if (url.includes('%00')) throw new ApiError('invalid_text', { message: 'The request URL contains a NUL byte (%00).' });
+  const duplicate = duplicateKeyHeaders(raw.rawHeaders);
+  if (duplicate) throw duplicate;
 }
 
 /** A hop count as the function Fastify's types accept: the nearest `hops` proxies are trusted. */
@@ -100,14 +139,45 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     trustProxy: trustProxyOption(deps.config.trustProxy),
     // Headers and body must arrive within this (a body trickled byte by byte is cut off: 408).
     requestTimeout: deps.config.clientTimeoutMs,
+    http: {
+      // Headers trickled byte by byte (slowloris) are cut off by the same deadline. Node checks
+      // its deadlines every connectionsCheckingInterval (30 s by default): a tenth of it here.
+      headersTimeout: deps.config.clientTimeoutMs,
+      requestTimeout: deps.config.clientTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(deps.config.clientTimeoutMs / 10))),
+      maxHeaderSize: MAX_HEADER_BYTES,
+      // Node answers a missing Host with an empty 400; refuseBadRequest answers it in our shape.
+      requireHostHeader: false,
+    },
+    // Framing errors, 408, 414 and 431 in our shape (http/client-errors.ts), not Fastify's.
+    clientErrorHandler(this: FastifyInstance, err: Error, socket: Socket) {
+      handleClientError(this.log, err, socket, MAX_URL_LENGTH);
+    },
+    // Bad percent-encoding, an over-long path parameter: Fastify's answers echo the URL.
+    frameworkErrors(err, request, reply: FastifyReply) {
+      const e = toApiError(err) ?? new ApiError('invalid_request');
+      return reply.header('x-request-id', request.id).code(e.status).headers(e.headers).send(e.toBody());
+    },
+    // A shutdown answers in our shape (refuseBadRequest), not with Fastify's 503 body.
+    return503OnClosing: false,
     genReqId: () => newId('req'),
     logController: new OneLinePerRequest(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
   app.decorateRequest('auth', null);
+  answerNodeEdgeCases(app.server, deps.config.bodyLimitBytes);
+  registerJsonBodyParser(app);
+
+  const allowedMethods = new AllowedMethods();
+  app.addHook('onRoute', (route) => allowedMethods.add(route.method, route.url));
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    refuseBadRequest(request, closing);
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -117,10 +187,24 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
       const internal = new ApiError('internal_error');
       return reply.code(internal.status).headers(internal.headers).send(internal.toBody());
     }
+    if (apiErr.code === 'body_too_large') {
+      // Read the rest of what the client is sending (bounded) so that it can read this answer.
+      reply.header('connection', 'close');
+      drainThenClose(request.raw, 4 * deps.config.bodyLimitBytes, deps.config.clientTimeoutMs);
+    }
     return reply.code(apiErr.status).headers(apiErr.headers).send(apiErr.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
-    const e = new ApiError('route_not_found', { message: `Unknown route: ${request.method} ${request.url.split('?')[0]}` });
+    const path = request.url.split('?')[0] ?? '';
+    const methods = allowedMethods.at(path);
+    const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+    const e =
+      methods.length > 0
+        ? new ApiError('method_not_allowed', {
+            message: `${request.method} is not allowed on ${shown}; it answers ${methods.join(', ')}.`,
+            headers: { allow: methods.join(', ') },
+          })
+        : new ApiError('route_not_found', { message: `Unknown route: ${request.method} ${shown}` });
     return reply.code(e.status).headers(e.headers).send(e.toBody());
   });
 

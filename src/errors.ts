@@ -24,6 +24,19 @@ const bearerChallenge = (e: Entry): Entry => Object.freeze({ ...e, headers: { 'w
 export const CATALOGUE = Object.freeze({
   invalid_json: entry(400, 'invalid_request_error', 'The request body is not valid JSON.', 'invalid_json'),
   invalid_request: entry(400, 'invalid_request_error', 'The request is invalid.', 'invalid_request'),
+  malformed_request: entry(400, 'invalid_request_error', 'The request is not valid HTTP/1.1.', 'malformed_request'),
+  json_too_deep: entry(
+    400,
+    'invalid_request_error',
+    'The request body nests arrays and objects more than 64 levels deep.',
+    'json_too_deep',
+  ),
+  invalid_text: entry(
+    400,
+    'invalid_request_error',
+    'A value in the request contains a character that cannot be stored (such as a NUL byte).',
+    'invalid_request',
+  ),
   missing_api_key: bearerChallenge(
     entry(
       401,
@@ -58,6 +71,9 @@ export const CATALOGUE = Object.freeze({
   generation_not_found: entry(404, 'not_found_error', 'No generation with this id was made with this account.', 'generation_not_found'),
   key_not_found: entry(404, 'not_found_error', 'No such API key in this account.', 'key_not_found'),
   account_not_found: entry(404, 'not_found_error', 'No such account.', 'account_not_found'),
+  method_not_allowed: entry(405, 'invalid_request_error', 'This route does not answer this method.', 'method_not_allowed'),
+  // Retrying a request that arrived too slowly can work on a better connection.
+  request_timeout: entry(408, 'invalid_request_error', 'The request was not received in time.', 'request_timeout', true),
   email_taken: entry(409, 'conflict_error', 'An account with this email exists already.', 'email_taken'),
   idempotency_key_reused: entry(
     409,
@@ -66,12 +82,14 @@ export const CATALOGUE = Object.freeze({
     'idempotency_key_reused',
   ),
   body_too_large: entry(413, 'invalid_request_error', 'The request body is larger than this server accepts.', 'body_too_large'),
+  uri_too_long: entry(414, 'invalid_request_error', 'The request URL is longer than this server accepts.', 'uri_too_long'),
   unsupported_media_type: entry(
     415,
     'invalid_request_error',
     "Send the body as JSON with 'Content-Type: application/json'.",
     'unsupported_media_type',
   ),
+  expectation_failed: entry(417, 'invalid_request_error', "The Expect header can only be '100-continue'.", 'expectation_failed'),
   too_many_attempts: entry(429, 'rate_limit_error', 'Too many failed sign-in attempts. Try again later.', 'too_many_attempts', true),
   rate_limited: entry(
     429,
@@ -79,6 +97,12 @@ export const CATALOGUE = Object.freeze({
     'Too many requests. Retry after the time in the Retry-After header.',
     'rate_limit_exceeded',
     true,
+  ),
+  headers_too_large: entry(
+    431,
+    'invalid_request_error',
+    'The request headers are larger than this server accepts (16 KB).',
+    'headers_too_large',
   ),
   internal_error: entry(500, 'api_error', 'The server had an error while processing your request.', 'internal_error', true),
   upstream_error: entry(502, 'upstream_error', 'The model backend failed to answer.', 'upstream_error', true),

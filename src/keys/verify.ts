@@ -30,6 +30,24 @@ export function extractKey(headers: Headers): string | ApiError {
   return key ? key : new ApiError('missing_api_key');
 }
 
+/**
+ * A request that carries Authorization or X-Api-Key more than once is refused like one with two
+ * different keys. Node keeps only the first Authorization and joins X-Api-Key values with ', ',
+ * so this reads the raw header list (names and values alternating).
+ */
+export function duplicateKeyHeaders(rawHeaders: readonly string[]): ApiError | null {
+  let authorization = 0;
+  let xApiKey = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') authorization++;
+    else if (name.length === 9 && name.toLowerCase() === 'x-api-key') xApiKey++;
+  }
+  if (authorization < 2 && xApiKey < 2) return null;
+  const header = authorization > 1 ? 'Authorization' : 'X-Api-Key';
+  return new ApiError('conflicting_api_keys', { message: `The request carries more than one ${header} header. Send one key.` });
+}
+
 export async function authenticate(findKey: KeyFinder, headers: Headers, now: number): Promise<AuthContext> {
   const key = extractKey(headers);
   if (key instanceof ApiError) throw key;

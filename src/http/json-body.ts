@@ -1,0 +1,62 @@
+// The application/json body parser of the whole app: Fastify's own parser (JSON.parse through
+// secure-json-parse, so `__proto__` and `constructor.prototype` keys are still refused), after
+// a linear scan that refuses bodies nested deeper than MAX_JSON_DEPTH. Everything that walks a
+// parsed body (validation, token counting, the backend's serialiser) may then recurse safely.
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.ts';
+
+/** No chat request needs more; 10,000 levels overflowed the stack of recursive walkers. */
+export const MAX_JSON_DEPTH = 64;
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_ARRAY = 91;
+const CLOSE_ARRAY = 93;
+const OPEN_OBJECT = 123;
+const CLOSE_OBJECT = 125;
+
+/**
+ * Whether a JSON text nests arrays and objects more than `max` levels deep. One pass; string
+ * contents (most of a chat body) are skipped with indexOf, so the loop only visits the
+ * characters between strings. Malformed text is not judged here: JSON.parse refuses it next.
+ */
+export function jsonNestsDeeperThan(text: string, max: number): boolean {
+  // Each level takes at least two characters.
+  if (text.length <= 2 * max) return false;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      let end = text.indexOf('"', i + 1);
+      // A quote preceded by an odd number of backslashes is escaped. Each backslash is counted
+      // once (it precedes one quote at most), so this stays linear.
+      while (end !== -1) {
+        let backslashes = 0;
+        for (let k = end - 1; text.charCodeAt(k) === BACKSLASH; k--) backslashes++;
+        if ((backslashes & 1) === 0) break;
+        end = text.indexOf('"', end + 1);
+      }
+      if (end === -1) return false;
+      i = end;
+    } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Replaces Fastify's application/json parser with the depth-checked one (same options). */
+export function registerJsonBodyParser(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (jsonNestsDeeperThan(text, MAX_JSON_DEPTH)) {
+      done(new ApiError('json_too_deep', { param: null }), undefined);
+      return;
+    }
+    parse(request, text, done);
+  });
+}
