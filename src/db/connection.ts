@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
 
@@ -34,15 +34,41 @@ export type OpenOptions = {
   onQuery?: () => void;
 };
 
+// PostgreSQL: query canceled (statement_timeout), shutting down or starting up (57P01-57P03),
+// connection failures (class 08), out of connections or resources (53300, 53200, 53400).
+// Node: the connection could not be made or was lost. SQLite: the file lock was not granted in time.
+const UNAVAILABLE_CODES = new Set([
+  '57014',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '53200',
+  '53300',
+  '53400',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'SQLITE_BUSY',
+]);
+// pg's own deadlines and lost connections, which carry no code: a pool wait or connect past
+// connectionTimeoutMillis, a statement past query_timeout, a connection closed under a query,
+// a client whose connection failed earlier.
+const UNAVAILABLE_MESSAGE = /timeout exceeded when trying to connect|Query read timeout|Connection terminated|is not queryable/i;
+
 /** Whether an error means the database could not be reached or did not answer in time (503). */
 export function databaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e?.code === 'string') {
-    // PostgreSQL: statement timeout, admin shutdown, cannot connect now; Node: refused, reset.
-    if (['57014', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(e.code)) return true;
-    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(e.code)) return true;
-  }
-  return typeof e?.message === 'string' && /timeout exceeded when trying to connect|Query read timeout|Connection terminated/i.test(e.message);
+  const e = err as { code?: unknown; message?: unknown } | null | undefined;
+  if (typeof e?.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  return typeof e?.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
 }
 
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
@@ -87,6 +113,32 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   // An idle connection that the server drops (restart, failover) must not crash the process;
   // the pool replaces it and the next query reports any lasting problem.
   pool.on('error', () => {});
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(log ? { log } : {}) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: discardingUnanswered(pool) }), ...(log ? { log } : {}) });
   return { db, dialect: 'postgres', pool, close: () => db.destroy() };
+}
+
+/**
+ * The pool as Kysely sees it: a connection on which a statement failed because the database did
+ * not answer goes back to the pool as broken, and the pool closes it. Kysely itself releases
+ * every connection as healthy (it discards one only after a failed ROLLBACK); but a connection
+ * whose statement timed out is still waiting for that statement's answer, so every query handed
+ * to it afterwards would wait behind the lost one until its own deadline, for as long as the
+ * connection lives (test/db-outage.test.ts). Callers of pool.query and the ledger's own
+ * connections discard theirs already (pg releases with the error).
+ */
+function discardingUnanswered(pool: pg.Pool): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      // Only the (sql, parameters) form: Kysely queries with a cursor only when given one, and it is not.
+      const query = (sql: string, parameters: readonly unknown[]) =>
+        client.query(sql, parameters as unknown[]).catch((err: unknown) => {
+          if (databaseUnavailable(err)) broken = err as Error;
+          throw err;
+        });
+      return { query: query as unknown as PostgresPoolClient['query'], release: (destroy?: boolean) => client.release(broken ?? destroy) };
+    },
+    end: () => pool.end(),
+  };
 }

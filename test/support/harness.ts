@@ -34,6 +34,8 @@ export type HarnessOptions = {
   models?: ModelConfig[];
   clock?: Clock;
   logStream?: NodeJS.WritableStream;
+  /** The URL the server connects to, given the test database's (a test's proxy in between). */
+  connectVia?: (databaseUrl: string) => string;
 };
 
 export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}): Promise<Harness> {
@@ -41,7 +43,8 @@ export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}
   const base = loadConfig({ BIZORA_DATABASE_URL: database.url, BIZORA_LOG_LEVEL: 'silent', BIZORA_PORT: '0', ...opts.env });
   const config: Config = opts.models ? Object.freeze({ ...base, models: opts.models }) : base;
   const queries = { count: 0 };
-  const db = openDatabase(database.url, { onQuery: () => queries.count++, timeoutMs: config.dbTimeoutMs });
+  const connectTo = opts.connectVia ? opts.connectVia(database.url) : database.url;
+  const db = openDatabase(connectTo, { onQuery: () => queries.count++, timeoutMs: config.dbTimeoutMs });
   const deps = await createDeps(config, { database: db, ...(opts.clock ? { clock: opts.clock } : {}) });
   // Key look-ups on SQLite bypass Kysely (prepared statement): count them too.
   const findKey = deps.findKey;
