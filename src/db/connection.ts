@@ -6,6 +6,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
+import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<DB>;
@@ -14,7 +15,7 @@ export type Tx = Transaction<DB>;
 
 /** Kysely, and the driver under it for the hot path's own statements (which one, by dialect). */
 export type Database = { db: Db; close(): Promise<void> } & (
-  | { dialect: 'sqlite'; sqlite: SQLite.Database }
+  | { dialect: 'sqlite'; sqlite: SQLite.Database; checkpointer?: SqliteCheckpointer }
   | { dialect: 'postgres'; pool: pg.Pool }
 );
 
@@ -32,6 +33,12 @@ export type OpenOptions = {
   timeoutMs?: number;
   /** Called for every query executed (tests count them to prove a path makes none). */
   onQuery?: () => void;
+  /**
+   * SQLite: who runs the WAL checkpoints. 'inline' (default): SQLite, inside the COMMIT that
+   * crosses the threshold. 'worker': a worker thread with its own connection, off the request
+   * path (the server; src/db/sqlite-checkpointer.ts).
+   */
+  checkpoints?: 'inline' | 'worker';
 };
 
 // PostgreSQL: query canceled (statement_timeout), shutting down or starting up (57P01-57P03),
@@ -71,6 +78,8 @@ export function databaseUnavailable(err: unknown): boolean {
   return typeof e?.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
 }
 
+const INLINE_CHECKPOINT_PAGES = 4000;
+
 export function openDatabase(url: string, opts: OpenOptions = {}): Database {
   const onQuery = opts.onQuery;
   const log = onQuery
@@ -86,19 +95,39 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     // NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
     // last transactions, never corrupt or half-apply one.
     sqlite.pragma('synchronous = NORMAL');
-    // A checkpoint (copying the WAL back into the database file, with two fsyncs) every 4,000
-    // pages instead of SQLite's 1,000: the pages a burst of requests rewrites (an account row,
-    // the right edge of each index) are copied once per checkpoint, not four times. Measured with
-    // the two settings side by side, alternating: 9–19 % more requests per second at 32
-    // connections, 2–4 % less median latency at one; the price is a rarer, longer pause (the
-    // slowest 0.1 % of requests at one connection 16 ms instead of 9), a WAL file of up to 16 MB,
-    // and, on an OS crash only, up to 4,000 pages of recent commits not yet synced to disk
-    // instead of 1,000 (the kernel writes them back within about 30 s either way).
-    sqlite.pragma('wal_autocheckpoint = 4000');
+    // Inline, a checkpoint (copying the WAL back into the database file, with two fsyncs) runs
+    // every 4,000 pages instead of SQLite's 1,000: the pages a burst of requests rewrites (an
+    // account row, the right edge of each index) are copied once per checkpoint, not four times
+    // (bench/README.md, step 15). The price: the request whose COMMIT crosses the threshold waits
+    // for the fsyncs, and on an OS crash only, up to 4,000 pages of recent commits may not be on
+    // disk yet. With a worker (step 18) this connection never checkpoints.
+    const onWorker = opts.checkpoints === 'worker' && path !== ':memory:';
+    sqlite.pragma(`wal_autocheckpoint = ${onWorker ? 0 : INLINE_CHECKPOINT_PAGES}`);
     sqlite.pragma(`busy_timeout = ${opts.timeoutMs ?? 5000}`);
     sqlite.pragma('foreign_keys = ON');
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
-    return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
+    const checkpointer = onWorker
+      ? new SqliteCheckpointer(path, {
+          onFailure: (err) => {
+            // Never let the WAL grow without end: the main connection checkpoints again.
+            if (sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+            process.emitWarning(`SQLite checkpoint worker failed (${(err as Error)?.message}); checkpoints run inline again`);
+          },
+        })
+      : undefined;
+    return {
+      db,
+      dialect: 'sqlite',
+      sqlite,
+      ...(checkpointer ? { checkpointer } : {}),
+      async close() {
+        // The worker's connection first, so that the last one to close checkpoints and removes the WAL.
+        await checkpointer?.stop();
+        await db.destroy();
+        // Kysely closes the driver only if it ever ran a query.
+        if (sqlite.open) sqlite.close();
+      },
+    };
   }
   const timeoutMs = opts.timeoutMs ?? 5000;
   const pool = new pg.Pool({
