@@ -31,7 +31,7 @@ export async function createDeps(
   config: Config,
   opts: { clock?: Clock; database?: Database } = {},
 ): Promise<Deps & { close(): Promise<void> }> {
-  const database = opts.database ?? openDatabase(config.databaseUrl, { timeoutMs: config.dbTimeoutMs });
+  const database = opts.database ?? openDatabase(config.databaseUrl, { timeoutMs: config.dbTimeoutMs, checkpoints: 'worker' });
   await migrateToLatest(database.db);
   const clock = opts.clock ?? systemClock;
   const models = new ModelRegistry(config);
