@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { ensureWebBuild } from '../src/dashboard/web-app.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
@@ -19,6 +19,8 @@ if (!haveChromium) {
 describe('the developer dashboard in a browser', { skip: !haveChromium }, () => {
   let h: Harness;
   let browser: Browser;
+  // Everything the browser refused under the Content-Security-Policy, on every page of every test.
+  const cspViolations: string[] = [];
   before(async () => {
     await ensureWebBuild();
     h = await startHarness('sqlite', { env: { BIZORA_SIGNUP_CREDIT_CENTS: '500' } });
@@ -47,6 +49,19 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
       body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'Hello from the browser test' }] }),
     });
 
+  /** A page that reports CSP violations (the event, and the console's own "Refused to …" lines). */
+  async function newPage(context: BrowserContext): Promise<Page> {
+    const page = await context.newPage();
+    await page.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    });
+    page.on('console', (msg) => {
+      if (/CSP violation|Content Security Policy|Refused to (load|execute|apply|connect|frame)/i.test(msg.text()))
+        cspViolations.push(msg.text());
+    });
+    return page;
+  }
+
   async function signUp(page: Page, email: string): Promise<void> {
     await page.goto(h.url);
     await page.getByRole('link', { name: 'Create an account' }).click();
@@ -59,7 +74,7 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
   test('sign up, create a key named "ci", use it, revoke it, and see it refused', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: h.url });
-    const page = await context.newPage();
+    const page = await newPage(context);
     await signUp(page, 'first@example.com');
 
     // Developers -> API Keys, with exactly those labels.
@@ -113,7 +128,7 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
 
   test('billing, usage and getting started show this account and this server', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
+    const page = await newPage(context);
     await signUp(page, 'second@example.com');
     await page.getByRole('button', { name: 'Create New Key' }).click();
     await page.getByLabel('Name').fill('usage-test');
@@ -148,16 +163,68 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
 
   test("a second user cannot see the first user's keys", async () => {
     const context = await browser.newContext();
-    const page = await context.newPage();
+    const page = await newPage(context);
     await signUp(page, 'third@example.com');
     await page.getByText('No keys yet').waitFor();
     assert.equal(await page.locator('tbody tr').count(), 0);
     await context.close();
   });
 
+  test('an administrator creates an account, and a double click on Grant grants once', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await newPage(context);
+    await page.goto(h.url);
+    await page.getByLabel('Email').fill('first@example.com');
+    await page.getByLabel('Password').fill('a long enough password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'API Keys' }).waitFor();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Accounts' }).click();
+    await page.getByRole('heading', { name: 'Accounts' }).waitFor();
+    await page.getByLabel('Email').fill('hire@example.com');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    const shown = page.getByRole('dialog', { name: 'Account created' });
+    await shown.getByText('will not be shown again').waitFor();
+    const password = await shown.getByTestId('new-password').inputValue();
+    assert.match(password, /^[0-9A-Za-z]{20}$/);
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await page.locator('td', { hasText: 'hire@example.com' }).waitFor();
+    await page.screenshot({ path: `${OUTPUT}accounts.png` });
+
+    await page.getByRole('link', { name: 'Billing' }).click();
+    await page.getByRole('heading', { name: 'Grant credit' }).waitFor();
+    await page.getByLabel('Account').selectOption('hire@example.com');
+    await page.getByLabel('Amount (USD)').fill('2.50');
+    await page.getByRole('button', { name: 'Grant' }).dblclick();
+    await page.getByText('Granted $2.50 to hire@example.com').waitFor();
+    const hire = await h.deps.db
+      .selectFrom('accounts')
+      .select(['id', 'balance_micros'])
+      .where('email', '=', 'hire@example.com')
+      .executeTakeFirstOrThrow();
+    const grants = await h.deps.db.selectFrom('ledger_entries').select('amount_micros').where('account_id', '=', hire.id).execute();
+    assert.deepEqual(
+      grants.map((g) => g.amount_micros),
+      [2_500_000],
+      'one grant',
+    );
+    assert.equal(hire.balance_micros, 2_500_000);
+    await context.close();
+
+    // The new account signs in with the password it was given.
+    const theirs = await browser.newContext();
+    const own = await newPage(theirs);
+    await own.goto(h.url);
+    await own.getByLabel('Email').fill('hire@example.com');
+    await own.getByLabel('Password').fill(password);
+    await own.getByRole('button', { name: 'Sign in' }).click();
+    await own.getByText('$2.50 available').waitFor();
+    await theirs.close();
+  });
+
   test('signing out and back in, and a wrong password gets the generic message', async () => {
     const context = await browser.newContext();
-    const page = await context.newPage();
+    const page = await newPage(context);
     await signUp(page, 'fourth@example.com');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -169,5 +236,9 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'API Keys' }).waitFor();
     await context.close();
+  });
+
+  test('no page broke the Content-Security-Policy', () => {
+    assert.deepEqual(cspViolations, []);
   });
 });

@@ -3,6 +3,7 @@ import type React from 'react';
 import { useCallback, useEffect, useState } from 'react';
 import { type Account, api, setSignedOutHandler } from './api.ts';
 import { Layout } from './components/Layout.tsx';
+import { AccountsPage } from './pages/AccountsPage.tsx';
 import { ApiKeysPage } from './pages/ApiKeysPage.tsx';
 import { AuthPage } from './pages/AuthPage.tsx';
 import { BillingPage } from './pages/BillingPage.tsx';
@@ -25,12 +26,14 @@ export function App() {
   const [account, setAccount] = useState<Account | null | undefined>(undefined);
   const [apiBase, setApiBase] = useState(`${window.location.origin}/v1`);
   const [signupCredit, setSignupCredit] = useState(0);
+  const [signupOpen, setSignupOpen] = useState(true);
 
   const refresh = useCallback(async () => {
     const s = await api.session();
     setAccount(s.account);
     setApiBase(s.api_base_url);
     setSignupCredit(s.signup_credit_cents);
+    setSignupOpen(s.signup === 'open');
   }, []);
 
   useEffect(() => {
@@ -51,7 +54,14 @@ export function App() {
 
   if (account === undefined) return <div className="loading">Loading…</div>;
   if (account === null) {
-    return <AuthPage mode={route === '/signup' ? 'signup' : 'signin'} signupCreditCents={signupCredit} onSignedIn={refresh} />;
+    return (
+      <AuthPage
+        mode={route === '/signup' ? 'signup' : 'signin'}
+        signupOpen={signupOpen}
+        signupCreditCents={signupCredit}
+        onSignedIn={refresh}
+      />
+    );
   }
 
   const refreshAccount = async () => setAccount((await api.me()).account);
@@ -61,6 +71,7 @@ export function App() {
   else if (route === '/developers/usage') page = <UsagePage />;
   else if (route === '/developers/billing') page = <BillingPage account={account} onChange={refreshAccount} />;
   else if (route === '/developers/getting-started') page = <GettingStartedPage apiBase={apiBase} />;
+  else if (route === '/admin/accounts' && account.role === 'admin') page = <AccountsPage />;
   else page = <ApiKeysPage />;
 
   return (

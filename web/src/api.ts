@@ -70,8 +70,8 @@ export function setSignedOutHandler(fn: () => void): void {
   onSignedOut = fn;
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = {};
+async function call<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+  const headers: Record<string, string> = { ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-csrf-token'] = csrfToken;
   const res = await fetch(`/dashboard/api${path}`, {
@@ -91,10 +91,13 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 
 export const api = {
   async session() {
-    const s = await call<{ account: Account | null; csrf_token: string; signup_credit_cents: number; api_base_url: string }>(
-      'GET',
-      '/session',
-    );
+    const s = await call<{
+      account: Account | null;
+      csrf_token: string;
+      signup: 'open' | 'closed';
+      signup_credit_cents: number;
+      api_base_url: string;
+    }>('GET', '/session');
     csrfToken = s.csrf_token;
     return s;
   },
@@ -112,8 +115,16 @@ export const api = {
       `/billing?limit=20${before ? `&before=${encodeURIComponent(before)}` : ''}`,
     ),
   accounts: () => call<{ data: Account[] }>('GET', '/admin/accounts'),
-  grant: (account: string, cents: number, reason: string) =>
-    call<{ balance_cents: number }>('POST', '/admin/grants', { account, cents, ...(reason ? { reason } : {}) }),
+  createAccount: (email: string, name: string, role: 'member' | 'admin') =>
+    call<{ account: Account; password: string }>('POST', '/admin/accounts', { email, role, ...(name ? { name } : {}) }),
+  /** The same idempotency key again (a retry of the same grant) never grants twice. */
+  grant: (account: string, cents: number, reason: string, idempotencyKey: string) =>
+    call<{ balance_cents: number }>(
+      'POST',
+      '/admin/grants',
+      { account, cents, ...(reason ? { reason } : {}) },
+      { 'idempotency-key': idempotencyKey },
+    ),
   usage: (q: { days: number; key_id?: string; model?: string }) => {
     const params = new URLSearchParams({ days: String(q.days) });
     if (q.key_id) params.set('key_id', q.key_id);

@@ -31,6 +31,22 @@ export function Layout(props: { route: string; account: Account; onSignOut: () =
               </li>
             ))}
           </ul>
+          {props.account.role === 'admin' ? (
+            <>
+              <div className="nav-group">Administration</div>
+              <ul>
+                <li>
+                  <a
+                    href="#/admin/accounts"
+                    className={props.route.startsWith('/admin/accounts') ? 'active' : ''}
+                    aria-current={props.route.startsWith('/admin/accounts') ? 'page' : undefined}
+                  >
+                    Accounts
+                  </a>
+                </li>
+              </ul>
+            </>
+          ) : null}
         </nav>
       </aside>
       <div className="main">

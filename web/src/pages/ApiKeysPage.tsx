@@ -12,15 +12,20 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
   const [created, setCreated] = useState<(ApiKey & { key: string }) | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
+  const [busy, setBusy] = useState(false);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
+    if (busy) return;
+    setBusy(true);
     setError(null);
     try {
       setCreated(await api.createKey(name, mode));
       props.onCreated();
     } catch (err) {
       setError(err instanceof ApiFailure ? err.message : 'Could not create the key.');
+    } finally {
+      setBusy(false);
     }
   }
 
@@ -94,7 +99,7 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
           <button type="button" onClick={props.onClose}>
             Cancel
           </button>
-          <button type="submit" className="primary">
+          <button type="submit" className="primary" disabled={busy}>
             Create key
           </button>
         </div>
@@ -105,13 +110,17 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
 
 function RevokeDialog(props: { apiKey: ApiKey; onClose: () => void; onRevoked: () => void }) {
   const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   async function revoke() {
+    if (busy) return;
+    setBusy(true);
     try {
       await api.revokeKey(props.apiKey.id);
       props.onRevoked();
       props.onClose();
     } catch (err) {
       setError(err instanceof ApiFailure ? err.message : 'Could not revoke the key.');
+      setBusy(false);
     }
   }
   return (
@@ -125,7 +134,7 @@ function RevokeDialog(props: { apiKey: ApiKey; onClose: () => void; onRevoked: (
         <button type="button" onClick={props.onClose}>
           Cancel
         </button>
-        <button type="button" className="danger" onClick={revoke}>
+        <button type="button" className="danger" onClick={revoke} disabled={busy}>
           Revoke Key
         </button>
       </div>

@@ -3,15 +3,22 @@ import { ApiFailure, api } from '../api.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { dollars } from '../format.ts';
 
-export function AuthPage(props: { mode: 'signin' | 'signup'; signupCreditCents: number; onSignedIn: () => Promise<void> }) {
+export function AuthPage(props: {
+  mode: 'signin' | 'signup';
+  signupOpen: boolean;
+  signupCreditCents: number;
+  onSignedIn: () => Promise<void>;
+}) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const signup = props.mode === 'signup';
+  // With BIZORA_SIGNUP=closed there is no sign-up form: accounts come from an administrator.
+  const signup = props.mode === 'signup' && props.signupOpen;
 
   async function submit(e: FormEvent) {
     e.preventDefault();
+    if (busy) return;
     setBusy(true);
     setError(null);
     try {
@@ -62,10 +69,12 @@ export function AuthPage(props: { mode: 'signin' | 'signup'; signupCreditCents: 
             <>
               Have an account? <a href="#/signin">Sign in</a>
             </>
-          ) : (
+          ) : props.signupOpen ? (
             <>
               New to Bizora? <a href="#/signup">Create an account</a>
             </>
+          ) : (
+            <>Sign-up is closed on this server. Ask an administrator to create an account for you.</>
           )}
         </p>
       </form>

@@ -1,4 +1,4 @@
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { type Account, ApiFailure, api, type LedgerEntry } from '../api.ts';
 import { Stat } from '../components/Stat.tsx';
 import { dollars, when } from '../format.ts';
@@ -24,6 +24,16 @@ function GrantForm(props: { onGranted: () => void }) {
   const [amount, setAmount] = useState('10.00');
   const [reason, setReason] = useState('');
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  // One idempotency key per intended grant: a retry of the same grant (after a network error, or
+  // a second click) sends the same key and cannot grant twice; a success or an edit starts anew.
+  const grantKey = useRef<string | null>(null);
+  const edit =
+    <T,>(set: (v: T) => void) =>
+    (v: T) => {
+      grantKey.current = null;
+      set(v);
+    };
   useEffect(() => {
     api.accounts().then(
       (r) => {
@@ -40,13 +50,19 @@ function GrantForm(props: { onGranted: () => void }) {
       setMessage({ ok: false, text: 'Enter a positive amount in dollars.' });
       return;
     }
+    if (busy) return;
+    setBusy(true);
+    grantKey.current ??= crypto.randomUUID();
     try {
-      const r = await api.grant(target, cents, reason);
+      const r = await api.grant(target, cents, reason, grantKey.current);
+      grantKey.current = null;
       setMessage({ ok: true, text: `Granted ${dollars(cents)} to ${target}. Their balance is now ${dollars(r.balance_cents)}.` });
       setAccounts((await api.accounts()).data);
       props.onGranted();
     } catch (err) {
       setMessage({ ok: false, text: err instanceof ApiFailure ? err.message : 'Could not grant credit.' });
+    } finally {
+      setBusy(false);
     }
   }
   return (
@@ -56,7 +72,7 @@ function GrantForm(props: { onGranted: () => void }) {
       <div className="row">
         <label>
           Account
-          <select value={target} onChange={(e) => setTarget(e.target.value)}>
+          <select value={target} onChange={(e) => edit(setTarget)(e.target.value)}>
             {accounts.map((a) => (
               <option key={a.id} value={a.email}>
                 {a.email} ({dollars(a.balance_cents)})
@@ -66,14 +82,14 @@ function GrantForm(props: { onGranted: () => void }) {
         </label>
         <label>
           Amount (USD)
-          <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} />
+          <input inputMode="decimal" value={amount} onChange={(e) => edit(setAmount)(e.target.value)} />
         </label>
         <label className="grow">
           Reason
-          <input value={reason} placeholder="optional" onChange={(e) => setReason(e.target.value)} />
+          <input value={reason} placeholder="optional" onChange={(e) => edit(setReason)(e.target.value)} />
         </label>
-        <button type="submit" className="primary">
-          Grant
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Granting…' : 'Grant'}
         </button>
       </div>
       {message ? <p className={message.ok ? 'success' : 'error'}>{message.text}</p> : null}
