@@ -49,11 +49,13 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
       body: JSON.stringify({ model: 'bizora', messages: [{ role: 'user', content: 'Hello from the browser test' }] }),
     });
 
-  /** A page that reports CSP violations (the event, and the console's own "Refused to …" lines). */
+  /** A page that reports CSP violations (the event, and the console's own lines about the policy). */
   async function newPage(context: BrowserContext): Promise<Page> {
     const page = await context.newPage();
-    await page.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    // Runs in the page (a string: this file is compiled without the DOM's types).
+    await page.addInitScript({
+      content:
+        "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
     });
     page.on('console', (msg) => {
       if (/CSP violation|Content Security Policy|Refused to (load|execute|apply|connect|frame)/i.test(msg.text()))
