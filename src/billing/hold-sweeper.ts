@@ -29,8 +29,20 @@ export class HoldSweeper {
 
   start(onError?: (err: unknown) => void): void {
     const report = onError ?? this.onError;
-    void this.sweep().catch(report);
-    this.timer = setInterval(() => void this.sweep().catch(report), this.intervalMs);
+    // One sweep at a time: one that is still releasing a crash's worth of holds, or waiting out
+    // a database deadline, is not joined by a second that selects the same holds.
+    let sweeping = false;
+    const tick = () => {
+      if (sweeping) return;
+      sweeping = true;
+      this.sweep()
+        .catch(report)
+        .finally(() => {
+          sweeping = false;
+        });
+    };
+    tick();
+    this.timer = setInterval(tick, this.intervalMs);
     this.timer.unref();
   }
 
