@@ -75,7 +75,10 @@ async function chat(base: string, key: string, say: string, stream: boolean, onS
       if (!r || r.done) break;
       text += Buffer.from(r.value).toString();
       // A stream's first event: the hold is placed and the backend is answering.
-      if (text.includes('data: ')) onStarted?.();
+      if (onStarted && text.includes('data: ')) {
+        onStarted();
+        onStarted = undefined;
+      }
     }
     sent.completed = stream ? text.includes('data: [DONE]') : res.ok;
   } catch {
