@@ -8,7 +8,10 @@ import { createAccount } from '../src/accounts/account-store.ts';
 import { hashPassword } from '../src/accounts/passwords.ts';
 import { apiBaseUrl } from '../src/accounts/session-routes.ts';
 import { SessionSweeper } from '../src/accounts/sessions.ts';
+import { grantCreditIdempotently } from '../src/billing/ledger.ts';
+import { createLedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { findNul } from '../src/dashboard/plugin.ts';
+import { openDatabase } from '../src/db/connection.ts';
 import { DashboardClient } from './support/dashboard-client.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
@@ -82,6 +85,42 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(await grantEntries(target.id), 1);
       assert.equal((await h.balanceMicros(target.id)).balance, 500 * 10_000);
       assert.deepEqual((await h.verify()).problems, []);
+    });
+
+    test('two server instances granting with one key at the same moment: one grant, both answered alike', async () => {
+      // Two connections of their own, as two processes on one database would have.
+      const instances = [openDatabase(h.databaseUrl), openDatabase(h.databaseUrl)];
+      try {
+        const ledgers = instances.map((d) => createLedgerExecutor(d));
+        for (let round = 0; round < 5; round++) {
+          const target = await h.newAccount();
+          const key = `two-instances-${target.id}`;
+          const results = await Promise.all(
+            ledgers.map((l) =>
+              grantCreditIdempotently(l, { accountId: target.id, micros: 1_000_000, now: Date.now(), idempotencyKey: key }),
+            ),
+          );
+          assert.deepEqual(results.map((r) => r.ok && r.replayed).sort(), [false, true]);
+          assert.equal(await grantEntries(target.id), 1);
+          // The same key for two different accounts at once: one grant, one refusal.
+          const [a, b] = [await h.newAccount(), await h.newAccount()];
+          const split = await Promise.all(
+            [a, b].map((acct, i) =>
+              grantCreditIdempotently(ledgers[i] as (typeof ledgers)[number], {
+                accountId: acct.id,
+                micros: 1_000_000,
+                now: Date.now(),
+                idempotencyKey: `split-${a.id}`,
+              }),
+            ),
+          );
+          assert.deepEqual(split.map((r) => (r.ok ? 'granted' : r.reason)).sort(), ['granted', 'key_reused']);
+          assert.equal((await grantEntries(a.id)) + (await grantEntries(b.id)), 1);
+        }
+        assert.deepEqual((await h.verify()).problems, []);
+      } finally {
+        await Promise.all(instances.map((d) => d.close()));
+      }
     });
 
     test('the same Idempotency-Key for a different grant is refused with 409, and a malformed one with 400', async () => {
