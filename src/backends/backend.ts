@@ -2,6 +2,9 @@
 // OpenAI-shaped request (model already renamed to the backend's own name) and gets back either
 // a complete JSON body or a stream of chunks. A backend reports failures by throwing ApiError;
 // before the first chunk that becomes the HTTP status, after it an error event in the stream.
+// What a backend returns is well-formed, whatever its upstream sent: every choice is an object
+// (with a message, or a delta), and usage is null or two non-negative safe integers
+// (upstream-answer.ts checks an upstream's answer), so the gateway may bill from it as it is.
 
 export type ChatMessage = { role: string; content?: unknown; [k: string]: unknown };
 

@@ -2,10 +2,11 @@
 // llama.cpp …) over a keep-alive undici pool. It always asks for usage in streams, maps the
 // upstream's failures to our catalogue, and stops the upstream call when our client goes away.
 import { createParser } from 'eventsource-parser';
-import { Agent, request, errors as undiciErrors } from 'undici';
+import { Agent, type Dispatcher, request, errors as undiciErrors } from 'undici';
 import type { ModelConfig } from '../config.ts';
 import { ApiError } from '../errors.ts';
-import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion } from './backend.ts';
+import type { BackendCall, BackendResult, ChatBackend, ChatChunk } from './backend.ts';
+import { normaliseChunk, normaliseCompletion } from './upstream-answer.ts';
 
 type UpstreamOptions = { url: string; apiKey: string | undefined; timeoutMs: number };
 
@@ -17,15 +18,19 @@ export function chatCompletionsUrl(base: string): string {
 const isAbort = (err: unknown): boolean =>
   err instanceof Error && (err.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError);
 
-/** Maps a failure to reach or read the upstream to 502/504; an abort is re-thrown as is. */
-function transportError(err: unknown, signal: AbortSignal): never | ApiError {
+/**
+ * Maps a failure to reach or read the upstream to 502/504; an abort (the client gone, or our
+ * own deadline) is re-thrown as is for the gateway to tell apart.
+ */
+function transportError(err: unknown, signal: AbortSignal, phase: 'connect' | 'answer' = 'answer'): never | ApiError {
   if (signal.aborted || isAbort(err)) throw err;
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new ApiError('upstream_timeout');
   }
   if (err instanceof ApiError) return err;
   const code = (err as { code?: string }).code;
-  return new ApiError('upstream_error', { message: `The model backend could not be reached${code ? ` (${code})` : ''}.` });
+  const what = phase === 'connect' ? 'The model backend could not be reached' : "The model backend's connection broke off";
+  return new ApiError('upstream_error', { message: `${what}${code ? ` (${code})` : ''}.` });
 }
 
 /** Maps an upstream error answer: its 4xx are passed on in OpenAI shape, the rest are 502. */
@@ -64,13 +69,78 @@ export function upstreamStatusError(status: number, text: string, retryAfter: st
   return new ApiError('upstream_error', { message: `The model backend failed (HTTP ${status}).` });
 }
 
+/** The largest complete JSON answer read from an upstream; a bigger one is a 502, not a buffer. */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+/** The largest single stream event (characters buffered by the parser for one event). */
+export const MAX_EVENT_CHARS = 1024 * 1024;
+/** How much of an upstream's error answer is read for its message; the rest is discarded. */
+const MAX_ERROR_BYTES = 64 * 1024;
+/** How much of an upstream's own error message is passed on to the client. */
+const MAX_UPSTREAM_MESSAGE_CHARS = 500;
+
+type Body = Dispatcher.ResponseData['body'];
+
+/** Drops a body unread. undici's body emits an AbortError when destroyed; nobody is listening. */
+function discard(body: Body): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+const tooLarge = () =>
+  new ApiError('upstream_error', { message: `The model backend sent an answer larger than ${MAX_ANSWER_BYTES} bytes.` });
+
+/**
+ * Reads a body up to `limit` bytes. Past the limit it stops reading (the connection is dropped)
+ * and either throws the 502 or, with `truncate`, returns what it has.
+ */
+async function readBody(body: Body, limit: number, opts: { truncate: boolean; contentLength: unknown }): Promise<string> {
+  const declared = Number(opts.contentLength);
+  if (!opts.truncate && Number.isFinite(declared) && declared > limit) {
+    discard(body);
+    throw tooLarge();
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body as AsyncIterable<Buffer>) {
+    if (size + part.length > limit) {
+      if (!opts.truncate) throw tooLarge(); // leaving the loop destroys the body
+      parts.push(part.subarray(0, limit - size));
+      break;
+    }
+    parts.push(part);
+    size += part.length;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const shortened = (text: string) => (text.length > MAX_UPSTREAM_MESSAGE_CHARS ? `${text.slice(0, MAX_UPSTREAM_MESSAGE_CHARS)}…` : text);
+
+const hasError = (data: unknown): boolean => !!data && typeof data === 'object' && 'error' in data && !!data.error;
+
+/** An error the upstream sent as data (an error event, or a 200 with an error body): a 502. */
+function answeredError(data: unknown, what: string): ApiError {
+  const error = (data as { error?: unknown } | null)?.error;
+  const message = typeof error === 'string' ? error : (error as { message?: unknown } | null)?.message;
+  return new ApiError('upstream_error', {
+    message: typeof message === 'string' && message ? `${what}: ${shortened(message)}` : `${what}.`,
+  });
+}
+
 async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<ChatChunk> {
   const queue: ChatChunk[] = [];
   let done = false;
   let failure: ApiError | undefined;
   const parser = createParser({
+    maxBufferSize: MAX_EVENT_CHARS,
+    onError(err) {
+      if (err.type === 'max-buffer-size-exceeded') {
+        failure ??= new ApiError('upstream_error', {
+          message: `The model backend sent a stream event larger than ${MAX_EVENT_CHARS} characters.`,
+        });
+      }
+    },
     onEvent(event) {
-      if (done) return;
+      if (done || failure) return;
       if (event.data === '[DONE]') {
         done = true;
         return;
@@ -82,36 +152,54 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
         failure = new ApiError('upstream_error', { message: 'The model backend sent a malformed stream event.' });
         return;
       }
-      const obj = parsed as { error?: { message?: unknown } } & ChatChunk;
-      if (obj.error) {
-        failure = new ApiError('upstream_error', {
-          message:
-            typeof obj.error.message === 'string'
-              ? `The model backend failed mid-stream: ${obj.error.message}`
-              : 'The model backend failed mid-stream.',
-        });
+      // An error arrives as `data: {"error": …}` (OpenAI, vLLM) or as an `event: error`.
+      if (event.event === 'error' || hasError(parsed)) {
+        failure = answeredError(parsed, 'The model backend failed mid-stream');
         return;
       }
-      queue.push(obj);
+      try {
+        queue.push(normaliseChunk(parsed));
+      } catch (err) {
+        failure = err as ApiError;
+      }
     },
   });
   const decoder = new TextDecoder();
   try {
     for await (const buf of body) {
+      // After [DONE] the rest of the body is drained unread: leaving the loop early destroys the
+      // body with an AbortError (and its stack trace) on every stream.
+      if (done) continue;
       parser.feed(decoder.decode(buf, { stream: true }));
       while (queue.length) yield queue.shift() as ChatChunk;
       if (failure) throw failure;
-      // After [DONE], keep reading to the end of the body rather than returning: leaving the
-      // loop early destroys the body with an AbortError (and its stack trace) on every stream.
     }
   } catch (err) {
     throw transportError(err, signal);
   }
-  parser.feed(decoder.decode());
+  if (!done) parser.feed(decoder.decode());
   while (queue.length) yield queue.shift() as ChatChunk;
   if (failure) throw failure;
   // A stream that ends without [DONE] was cut off by the upstream.
   if (!done) throw new ApiError('upstream_error', { message: 'The model backend closed the stream before it was complete.' });
+}
+
+/**
+ * The stream after its first chunk has arrived: a stream that fails before it (reset, stall,
+ * malformed, error event) fails `chat` itself, so the client gets an HTTP status rather than a
+ * 200 followed by an error event. Returning early closes the upstream stream too.
+ */
+async function startedStream(chunks: AsyncGenerator<ChatChunk>): Promise<AsyncIterable<ChatChunk>> {
+  const first = await chunks.next();
+  return (async function* () {
+    try {
+      if (first.done) return;
+      yield first.value;
+      yield* chunks;
+    } finally {
+      await chunks.return(undefined);
+    }
+  })();
 }
 
 export class OpenAICompatibleBackend implements ChatBackend {
@@ -149,26 +237,35 @@ export class OpenAICompatibleBackend implements ChatBackend {
     try {
       res = await request(this.url, { method: 'POST', headers, body: JSON.stringify(body), signal, dispatcher: this.agent });
     } catch (err) {
-      throw transportError(err, signal);
+      throw transportError(err, signal, 'connect');
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = await res.body.text().catch(() => '');
+      const text = await readBody(res.body, MAX_ERROR_BYTES, { truncate: true, contentLength: undefined }).catch(() => '');
       const retryAfter = res.headers['retry-after'];
       throw upstreamStatusError(res.statusCode, text, typeof retryAfter === 'string' ? retryAfter : undefined);
     }
-    if (!stream) {
-      let parsed: ChatCompletion;
-      try {
-        parsed = (await res.body.json()) as ChatCompletion;
-      } catch (err) {
-        if (err instanceof SyntaxError) throw new ApiError('upstream_error', { message: 'The model backend sent a malformed answer.' });
-        throw transportError(err, signal);
-      }
-      if (!parsed || !Array.isArray(parsed.choices))
-        throw new ApiError('upstream_error', { message: 'The model backend sent an answer without choices.' });
-      return { kind: 'json', body: parsed };
+    const contentType = String(res.headers['content-type'] ?? '');
+    // Some upstreams ignore `stream: true` and answer JSON: that answer is returned as JSON (the
+    // gateway streams it as one chunk and bills it in full). The other way round is a 502.
+    if (stream && !/json/i.test(contentType)) return { kind: 'stream', chunks: await startedStream(sseChunks(res.body, signal)) };
+    if (/event-stream/i.test(contentType)) {
+      discard(res.body);
+      throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
     }
-    return { kind: 'stream', chunks: sseChunks(res.body, signal) };
+    let text: string;
+    try {
+      text = await readBody(res.body, MAX_ANSWER_BYTES, { truncate: false, contentLength: res.headers['content-length'] });
+    } catch (err) {
+      throw transportError(err, signal);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new ApiError('upstream_error', { message: 'The model backend sent a malformed answer.' });
+    }
+    if (hasError(parsed)) throw answeredError(parsed, 'The model backend answered with an error');
+    return { kind: 'json', body: normaliseCompletion(parsed) };
   }
 
   async close(): Promise<void> {

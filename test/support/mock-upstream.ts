@@ -1,12 +1,27 @@
 // A local OpenAI-compatible model provider for tests: answers JSON and SSE with usage, and
 // misbehaves on request. The last user message picks the behaviour:
-//   mock:error:<status>   answers that status with an OpenAI error body
+//   mock:error:<status>   answers that status with an OpenAI error body (429: Retry-After: 7)
+//   mock:huge-error       a 500 whose body is 4 MiB
+//   mock:error-200        a 200 whose JSON body is an OpenAI error
+//   mock:reset            drops the connection before answering anything
+//   mock:reset-headers    sends the 200 and its headers, then drops the connection
 //   mock:stall            never answers (until the caller gives up)
 //   mock:slow             streams a chunk every 100 ms (20 chunks)
-//   mock:cut              streams three chunks, then drops the connection
 //   mock:no-usage         omits usage
+//   mock:usage:<kind>     reports usage that is negative, fractional, huge or string
+//   mock:json-stream      answers a stream request with a complete JSON answer
+//   mock:sse-json         answers a JSON request with a stream
+//   mock:null-choice      JSON: {"choices":[null]}; stream: one extra chunk whose choices are [null]
+//   mock:huge-answer      JSON: an answer of 17 MiB
+// Faults inside an answer, after three words ("Hello from the"; with mock:first, before any):
+//   mock:cut              drops the connection (JSON: half-way through the body)
+//   mock:stall-mid        stops sending and keeps the connection open
+//   mock:malformed        a stream event that is not JSON (JSON: a body that is not JSON)
+//   mock:non-object       the stream event `data: 42`
+//   mock:error-event      the stream event `data: {"error": …}`, then the end of the body
+//   mock:huge-event       one stream event of 2 MiB
 // It records every request (headers, body) and how many connections were closed on it early.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type MockUpstream = {
@@ -18,7 +33,43 @@ export type MockUpstream = {
   close(): Promise<void>;
 };
 
-const WORDS = ['Hello', ' from', ' the', ' mock', ' upstream', ' model', '.'];
+export const WORDS = ['Hello', ' from', ' the', ' mock', ' upstream', ' model', '.'];
+/** How many words a stream sends before a mid-answer fault. */
+export const WORDS_BEFORE_FAULT = 3;
+
+const BAD_USAGE: Record<string, unknown> = {
+  negative: { prompt_tokens: -5000, completion_tokens: -3, total_tokens: -5003 },
+  fractional: { prompt_tokens: 11.5, completion_tokens: 0.25, total_tokens: 11.75 },
+  huge: { prompt_tokens: 1e15, completion_tokens: 1e15, total_tokens: 2e15 },
+  string: { prompt_tokens: '11', completion_tokens: '7', total_tokens: '18' },
+};
+
+const STREAM_FAULTS = ['cut', 'stall-mid', 'malformed', 'non-object', 'error-event', 'huge-event'] as const;
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends one fault inside a stream; true when the stream is over (the caller stops writing). */
+function streamFault(res: ServerResponse, fault: (typeof STREAM_FAULTS)[number]): void {
+  switch (fault) {
+    case 'cut':
+      res.destroy();
+      return;
+    case 'stall-mid':
+      return; // the connection stays open, silent
+    case 'malformed':
+      res.end('data: {"id":"chatcmpl-upstream123","choices":[{"delta":{"content":" oops"\n\ndata: [DONE]\n\n');
+      return;
+    case 'non-object':
+      res.end('data: 42\n\ndata: [DONE]\n\n');
+      return;
+    case 'error-event':
+      res.end(`data: ${JSON.stringify({ error: { message: 'mock upstream overloaded', type: 'server_error', code: null } })}\n\n`);
+      return;
+    case 'huge-event':
+      res.end(`data: {"choices":[{"index":0,"delta":{"content":"${'x'.repeat(2 * 1024 * 1024)}"}}]}\n\ndata: [DONE]\n\n`);
+      return;
+  }
+}
 
 export async function startMockUpstream(opts: { promptTokens?: number } = {}): Promise<MockUpstream> {
   const state: MockUpstream = {
@@ -48,47 +99,86 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     });
     const messages = body.messages as Array<{ role: string; content: string }>;
     const said = String(messages.at(-1)?.content ?? '');
+    const has = (magic: string) => said.includes(`mock:${magic}`);
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? 1000) as number;
     const words = WORDS.slice(0, Math.min(WORDS.length, maxTokens));
-    const usage = { prompt_tokens: state.promptTokens, completion_tokens: words.length, total_tokens: state.promptTokens + words.length };
+    const badUsage = /mock:usage:(\w+)/.exec(said)?.[1];
+    const usage = badUsage
+      ? BAD_USAGE[badUsage]
+      : { prompt_tokens: state.promptTokens, completion_tokens: words.length, total_tokens: state.promptTokens + words.length };
     const base = { id: 'chatcmpl-upstream123', created: 1_700_000_000, model: String(body.model) };
+    const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
+    const completion = (content: string) => ({
+      ...base,
+      object: 'chat.completion',
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: words.length < WORDS.length ? 'length' : 'stop' }],
+      ...(has('no-usage') ? {} : { usage }),
+    });
 
     const errorStatus = /mock:error:(\d{3})/.exec(said);
     if (errorStatus) {
       const status = Number(errorStatus[1]);
-      res.writeHead(status, { 'content-type': 'application/json', ...(status === 429 ? { 'retry-after': '7' } : {}) });
-      res.end(
-        JSON.stringify({
+      json(
+        status,
+        {
           error: {
             message: `mock upstream says ${status}`,
             type: status < 500 ? 'invalid_request_error' : 'server_error',
             param: status === 400 ? 'temperature' : null,
             code: status === 400 ? 'mock_bad_param' : null,
           },
-        }),
+        },
+        status === 429 ? { 'retry-after': '7' } : {},
       );
       return;
     }
-    if (said.includes('mock:stall')) return; // never answer
+    if (has('huge-error')) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('e'.repeat(4 * 1024 * 1024));
+      return;
+    }
+    if (has('error-200')) {
+      json(200, { error: { message: 'mock upstream is confused', type: 'server_error' } });
+      return;
+    }
+    if (has('reset')) {
+      if (has('reset-headers')) {
+        res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json' });
+        res.flushHeaders();
+        await pause(20);
+      }
+      res.destroy();
+      return;
+    }
+    if (has('stall') && !has('stall-mid')) return; // never answer
+    const fault = STREAM_FAULTS.find((f) => has(f));
+    const faultAt = has('first') ? 0 : WORDS_BEFORE_FAULT;
 
-    if (!body.stream) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          ...base,
-          object: 'chat.completion',
-          choices: [
-            {
-              index: 0,
-              message: { role: 'assistant', content: words.join('') },
-              finish_reason: words.length < WORDS.length ? 'length' : 'stop',
-            },
-          ],
-          ...(said.includes('mock:no-usage') ? {} : { usage }),
-        }),
-      );
+    if (!body.stream || has('json-stream')) {
+      if (has('sse-json')) {
+        res
+          .writeHead(200, { 'content-type': 'text/event-stream' })
+          .end(`data: ${JSON.stringify(completion(words.join('')))}\n\ndata: [DONE]\n\n`);
+      } else if (has('null-choice')) {
+        json(200, { ...base, object: 'chat.completion', choices: [null], usage });
+      } else if (has('huge-answer')) {
+        json(200, completion('x'.repeat(17 * 1024 * 1024)));
+      } else if (fault === 'malformed') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"id": "chatcmpl-upstream123", "choices": [');
+      } else if (fault === 'cut' || fault === 'stall-mid') {
+        const text = JSON.stringify(completion(words.join('')));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(text.length) });
+        res.write(text.slice(0, text.length / 2));
+        if (fault === 'cut') {
+          await pause(20);
+          res.destroy();
+        }
+      } else {
+        json(200, completion(words.join('')));
+      }
       return;
     }
+
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
     const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
@@ -96,24 +186,30 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
       object: 'chat.completion.chunk',
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
-    const slow = said.includes('mock:slow');
-    const cut = said.includes('mock:cut');
+    const slow = has('slow');
     const stream = slow ? Array.from({ length: 20 }, (_, i) => ` w${i}`) : words;
+    if (fault && faultAt === 0) {
+      res.flushHeaders();
+      await pause(20);
+      streamFault(res, fault);
+      return;
+    }
     send(chunk({ role: 'assistant', content: '' }, null));
     for (let i = 0; i < stream.length; i++) {
-      // Slow streams pace their chunks; a cut stream paces too, so what precedes the cut is
-      // flushed to the socket before the connection drops.
-      if (slow || cut) await new Promise((r) => setTimeout(r, slow ? 100 : 20));
-      if (cut && i === 3) {
-        res.destroy();
+      // Slow streams pace their chunks; a faulty stream paces too, so what precedes the fault
+      // reaches the gateway (and is sent on) before the fault does.
+      if (slow || fault) await pause(slow ? 100 : 20);
+      if (res.destroyed) return;
+      if (fault && i === faultAt) {
+        streamFault(res, fault);
         return;
       }
-      if (res.destroyed) return;
+      if (i === 1 && has('null-choice')) send({ ...base, object: 'chat.completion.chunk', choices: [null] });
       send(chunk({ content: stream[i] }, null));
     }
     send(chunk({}, 'stop'));
     const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage;
-    if (includeUsage && !said.includes('mock:no-usage')) send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
+    if (includeUsage && !has('no-usage')) send({ ...base, object: 'chat.completion.chunk', choices: [], usage });
     res.end('data: [DONE]\n\n');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
