@@ -61,6 +61,12 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
     return verdict.attempt;
   }
 
+  // The port actually listened on (BIZORA_PORT=0 picks a free one).
+  const listeningPort = (): number | undefined => {
+    const a = app.server.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  };
+
   const passwordRow = (email: string) =>
     deps.db.selectFrom('accounts').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
 
@@ -88,13 +94,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
     csrf_token: reply.generateCsrf({ secure: cookieIsSecure(deps.config, request) }),
     signup: deps.config.signup,
     signup_credit_cents: deps.config.signupCreditCents,
-    api_base_url: apiBaseUrl(
-      deps.config,
-      (() => {
-        const a = app.server.address();
-        return a && typeof a === 'object' ? a.port : undefined;
-      })(),
-    ),
+    api_base_url: apiBaseUrl(deps.config, listeningPort()),
   }));
 
   app.post('/signup', { schema: { body: Credentials } }, async (request, reply) => {
