@@ -138,7 +138,10 @@ for (const kind of testDatabaseKinds()) {
       ];
       const until = performance.now() + 5_000;
       while (upstream.requests.length < seenBefore + 6 || streaming < 3) {
-        assert.ok(performance.now() < until, 'the requests did not reach the backend');
+        assert.ok(
+          performance.now() < until,
+          `${upstream.requests.length - seenBefore} of 6 requests reached the backend, ${streaming} of 3 streams started`,
+        );
         await new Promise((r) => setTimeout(r, 10));
       }
       // And some that are still being authenticated or held when it dies.
