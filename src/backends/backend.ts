@@ -58,6 +58,8 @@ export type BackendCall = {
   stream: boolean;
   /** Aborted when the client goes away or the request runs out of time. */
   signal: AbortSignal;
+  /** The prompt's tokens as the gateway counted them (the simulator reports them as usage). */
+  promptTokens?: number;
 };
 
 export interface ChatBackend {

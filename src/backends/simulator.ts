@@ -77,10 +77,10 @@ function fnv1a(s: string): number {
   return h;
 }
 
-function composeAnswer(messages: readonly ChatMessage[], jsonMode: boolean): string {
-  const said = lastUserText(messages).replace(/\s+/g, ' ').trim();
+function composeAnswer(messages: readonly ChatMessage[], h: number, jsonMode: boolean): string {
+  // Only the start of what was said is quoted: no work here grows with the size of the prompt.
+  const said = lastUserText(messages).slice(0, 1024).replace(/\s+/g, ' ').trim();
   const excerpt = said.length > 120 ? `${said.slice(0, 117)}...` : said;
-  const h = fnv1a(JSON.stringify(messages));
   const extra = [FILLER[h % FILLER.length], FILLER[(h >>> 8) % FILLER.length]].filter((s, i, a) => a.indexOf(s) === i);
   const text = `This is the Bizora simulator. You said: "${excerpt}". ${extra.join(' ')}`;
   return jsonMode ? JSON.stringify({ simulated: true, answer: text }) : text;
@@ -107,17 +107,19 @@ export class SimulatorBackend implements ChatBackend {
     return 'built-in simulator';
   }
 
-  async chat({ request, stream, signal }: BackendCall): Promise<BackendResult> {
+  async chat({ request, stream, signal, promptTokens }: BackendCall): Promise<BackendResult> {
     const said = lastUserText(request.messages);
     for (const [magic, error] of MAGIC_ERRORS) if (said.includes(magic)) throw error();
     const slow = said.includes(MAGIC.slow);
     const cutoff = said.includes(MAGIC.cutoff);
     const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? null;
-    const answer = limit(composeAnswer(request.messages, request.response_format?.type === 'json_object'), maxTokens);
+    const h = fnv1a(JSON.stringify(request.messages));
+    const answer = limit(composeAnswer(request.messages, h, request.response_format?.type === 'json_object'), maxTokens);
     const finishReason = answer.truncated ? 'length' : 'stop';
-    const usage = { prompt_tokens: countPromptTokens(request), completion_tokens: answer.tokens, total_tokens: 0 };
+    // The gateway has counted the prompt already (in slices, off the event loop's critical path).
+    const usage = { prompt_tokens: promptTokens ?? countPromptTokens(request), completion_tokens: answer.tokens, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    const id = `chatcmpl-sim${fnv1a(JSON.stringify(request.messages)).toString(36)}`;
+    const id = `chatcmpl-sim${h.toString(36)}`;
     const created = Math.floor(Date.now() / 1000);
 
     if (!stream) {

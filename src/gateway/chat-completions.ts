@@ -7,9 +7,10 @@ import type { BackendResult, ChatChunk, ChatCompletion, ChatRequest, Usage } fro
 import type { ModelRoute } from '../backends/model-registry.ts';
 import { Meter, type MeterOutcome } from '../billing/metered-request.ts';
 import { exactCents } from '../billing/pricing.ts';
+import { REQUEST_GRACE_MS } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { countPromptTokens, countText } from '../lib/tokens.ts';
+import { countPromptTokensWithin, countTextWithin } from '../lib/tokens.ts';
 import { completionIdFor } from '../usage/usage-store.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody } from './schemas.ts';
@@ -17,7 +18,7 @@ import { SSE_HEADERS, SseWriter } from './sse.ts';
 
 type Body = Static<typeof ChatBody> & ChatRequest;
 
-function checkLimits(body: Body, route: ModelRoute): { maxOutput: number; promptTokens: number } {
+async function checkLimits(body: Body, route: ModelRoute): Promise<{ maxOutput: number; promptTokens: number }> {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
   const cap = route.model.max_output_tokens;
@@ -27,12 +28,13 @@ function checkLimits(body: Body, route: ModelRoute): { maxOutput: number; prompt
       message: `${param} is too large: ${requested}. The model ${route.model.id} produces at most ${cap} tokens.`,
     });
   }
-  const promptTokens = countPromptTokens(body);
+  // Counted only up to the context window: past it the answer is the same whatever the rest holds.
+  const promptTokens = await countPromptTokensWithin(body, route.model.context_window);
   if (promptTokens > route.model.context_window) {
     throw new ApiError('invalid_request', {
       param: 'messages',
       publicCode: 'context_length_exceeded',
-      message: `The messages have ${promptTokens} tokens; the model ${route.model.id} accepts at most ${route.model.context_window}.`,
+      message: `The messages have more than ${route.model.context_window} tokens, which is all the model ${route.model.id} accepts.`,
     });
   }
   return { maxOutput: requested ?? cap, promptTokens };
@@ -60,8 +62,15 @@ function producedText(part: { content?: unknown; refusal?: unknown; tool_calls?:
   return text;
 }
 
+const tokenCount = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
 const validUsage = (u: unknown): u is Usage =>
-  !!u && typeof u === 'object' && Number.isInteger((u as Usage).prompt_tokens) && Number.isInteger((u as Usage).completion_tokens);
+  !!u && typeof u === 'object' && tokenCount((u as Usage).prompt_tokens) && tokenCount((u as Usage).completion_tokens);
+
+// Produced text is kept to count it when the backend reports no usage; past this many characters
+// the answer is far beyond any output cap, so it is billed at the cap and no more is kept.
+const MAX_PRODUCED_CHARS = 4 * 1024 * 1024;
+
+const shuttingDown = () => new ApiError('service_unavailable', { message: 'The server is shutting down. Retry the request.' });
 
 const withCost = (usage: Usage, chargedMicros: number) => ({
   ...usage,
@@ -70,6 +79,7 @@ const withCost = (usage: Usage, chargedMicros: number) => ({
 });
 
 function asApiError(err: unknown, lifetime: RequestLifetime): ApiError {
+  if (lifetime.reason === 'shutdown') return shuttingDown();
   if (err instanceof ApiError) return err;
   if (lifetime.timedOut) return new ApiError('upstream_timeout');
   return new ApiError('upstream_error');
@@ -99,11 +109,11 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         message: `The model '${body.model}' does not exist or you do not have access to it.`,
       });
     }
-    const { maxOutput, promptTokens } = checkLimits(body, route);
+    const { maxOutput, promptTokens } = await checkLimits(body, route);
     const stream = body.stream === true;
     const startedAt = deps.clock.now();
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
-    const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs);
+    const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
     const meter = await Meter.open(
       { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 },
       {
@@ -119,18 +129,29 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     );
 
     const base = { promptTokens, completionTokens: 0 };
-    if (lifetime.clientGone) {
-      await meter.close({ ...base, status: 'cancelled', httpStatus: 499, bill: false });
+    if (lifetime.reason) {
+      // Ended while the hold was placed: nothing reached the backend, nothing is billed.
+      const shutdown = lifetime.reason === 'shutdown';
+      await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: false });
+      if (shutdown) throw shuttingDown();
       return reply;
     }
 
     let result: BackendResult;
     try {
-      result = await route.backend.chat({ request: upstreamRequest(body, route, maxOutput, stream), stream, signal: lifetime.signal });
+      result = await route.backend.chat({
+        request: upstreamRequest(body, route, maxOutput, stream),
+        stream,
+        signal: lifetime.signal,
+        promptTokens,
+      });
     } catch (err) {
-      if (lifetime.clientGone) {
-        // The prompt was sent to the backend: a client that cancels pays for it, as upstreams charge us.
-        await meter.close({ ...base, status: 'cancelled', httpStatus: 499, bill: true });
+      if (lifetime.clientGone || lifetime.reason === 'shutdown') {
+        // The prompt was sent to the backend: a request cancelled (by its client, or by a
+        // shutdown past its grace) pays for it, as upstreams charge us.
+        const shutdown = lifetime.reason === 'shutdown';
+        await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: true });
+        if (shutdown) throw shuttingDown();
         return reply;
       }
       const apiErr = asApiError(err, lifetime);
@@ -145,10 +166,11 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
         throw apiErr;
       }
-      return sendJson(reply, meter, result.body, base);
+      return sendJson(reply, meter, result.body, { ...base, maxOutput });
     }
     return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
       ...base,
+      maxOutput,
       lifetime,
       includeUsage: body.stream_options?.include_usage === true,
     });
@@ -158,13 +180,13 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     reply: FastifyReply,
     meter: Meter,
     answer: ChatCompletion,
-    base: { promptTokens: number; completionTokens: number },
+    base: { promptTokens: number; completionTokens: number; maxOutput: number },
   ) {
     const usage: Usage = validUsage(answer.usage)
       ? answer.usage
       : {
           prompt_tokens: base.promptTokens,
-          completion_tokens: countText(answer.choices.map((c) => producedText(c.message)).join('')),
+          completion_tokens: await countTextWithin(answer.choices.map((c) => producedText(c.message)).join(''), base.maxOutput),
           total_tokens: 0,
         };
     const finishReason = answer.choices[0]?.finish_reason ?? null;
@@ -184,14 +206,20 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     reply: FastifyReply,
     meter: Meter,
     chunks: AsyncIterable<ChatChunk>,
-    opts: { promptTokens: number; lifetime: RequestLifetime; includeUsage: boolean },
+    opts: { promptTokens: number; maxOutput: number; lifetime: RequestLifetime; includeUsage: boolean },
   ) {
+    const { lifetime } = opts;
     reply.hijack();
     reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
-    const sse = new SseWriter(reply.raw);
+    const sse = new SseWriter(reply.raw, {
+      stallMs: deps.config.clientTimeoutMs,
+      signal: lifetime.signal,
+      lingerMs: REQUEST_GRACE_MS,
+    });
     const { model } = meter.ctx;
     const completionId = completionIdFor(request.id);
     let produced = '';
+    let overflow = false;
     let usage: Usage | undefined;
     let finishReason: string | null = null;
     let created = Math.floor(Date.now() / 1000);
@@ -202,34 +230,43 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         created = chunk.created ?? created;
         const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
         for (const c of choices) {
-          produced += producedText(c.delta);
+          if (!overflow) produced += producedText(c.delta);
+          if (produced.length > MAX_PRODUCED_CHARS) overflow = true;
           if (c.finish_reason) finishReason = c.finish_reason;
         }
         // The backend's usage chunk is replaced by ours (with the cost) at the end.
         if (choices.length === 0) continue;
         const { usage: _u, ...rest } = chunk;
         await sse.send({ ...rest, id: completionId, model: model.id });
-        if (opts.lifetime.clientGone) break;
+        if (lifetime.reason) break;
       }
     } catch (err) {
-      if (!opts.lifetime.clientGone) {
-        failure = asApiError(err, opts.lifetime);
-        if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend stream failed');
+      if (!lifetime.clientGone) {
+        failure = asApiError(err, lifetime);
+        if (!(err instanceof ApiError) && !lifetime.reason) request.log.warn({ err }, 'backend stream failed');
       }
     }
-    const cancelled = opts.lifetime.clientGone;
-    const complete = !cancelled && !failure;
+    // Ended while a chunk was being written (the loop left before the backend noticed).
+    if (!failure && lifetime.reason && lifetime.reason !== 'client_gone') failure = asApiError(undefined, lifetime);
+    // Cancelled: the client left (or stopped reading), or a shutdown ended the request.
+    const cancelled = lifetime.clientGone || lifetime.reason === 'shutdown';
+    const complete = !lifetime.reason && !failure;
     // A finished stream is billed at the backend's own count; a stream cut short at the prompt
-    // plus what was produced before the cut, counted with our tokenizer.
+    // plus what was produced before the cut, counted with our tokenizer (up to the output cap
+    // the hold covers: the charge never exceeds the hold).
     const counted: Usage =
       complete && usage
         ? usage
-        : { prompt_tokens: usage?.prompt_tokens ?? opts.promptTokens, completion_tokens: countText(produced), total_tokens: 0 };
+        : {
+            prompt_tokens: usage?.prompt_tokens ?? opts.promptTokens,
+            completion_tokens: overflow ? opts.maxOutput : await countTextWithin(produced, opts.maxOutput),
+            total_tokens: 0,
+          };
     let charged = 0;
     try {
       const outcome: MeterOutcome = {
         status: complete ? 'succeeded' : cancelled ? 'cancelled' : 'failed',
-        httpStatus: complete ? 200 : cancelled ? 499 : (failure?.status ?? 502),
+        httpStatus: complete ? 200 : lifetime.clientGone ? 499 : (failure?.status ?? 502),
         promptTokens: counted.prompt_tokens,
         completionTokens: counted.completion_tokens,
         // A backend that failed before producing anything is not billed.
@@ -258,7 +295,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       }
       sse.done();
     }
-    request.log.debug({ status: cancelled ? 499 : 200, costMicros: charged }, 'stream settled');
+    request.log.debug({ status: lifetime.clientGone ? 499 : (failure?.status ?? 200), costMicros: charged }, 'stream settled');
     return reply;
   }
 }

@@ -42,36 +42,153 @@ const TOKENS_PER_REPLY_PRIMER = 3;
 // a high-detail 1024x1024 image costs 765 tokens on OpenAI's models, so hold for that.
 const TOKENS_PER_IMAGE = 765;
 
-export const countText = (text: string): number => (text ? countTokens(text) : 0);
+// The tokenizer's byte-pair merge is quadratic in the length of one pre-tokenised piece: one
+// 100 KB "word" took 7 s. So text is counted in segments, cut where the count cannot change (at a
+// space that follows a non-space: no o200k piece runs across one), and a run of more than MAX_RUN
+// characters without such a place is cut every MAX_RUN characters. A hard cut can only add a
+// token or so per MAX_RUN characters (a slight over-estimate, which is the safe side for a hold);
+// ordinary text is counted exactly. Work per character is then bounded and linear.
+const MAX_RUN = 128;
+const MAX_SEGMENT = 2048;
 
-function countContent(content: unknown): number {
-  if (typeof content === 'string') return countText(content);
-  if (!Array.isArray(content)) return content == null ? 0 : countText(JSON.stringify(content));
+/** JavaScript's \s (what the o200k pattern splits on), by char code. */
+const isSpace = (c: number): boolean =>
+  c <= 32
+    ? c === 32 || (c >= 9 && c <= 13)
+    : c >= 0xa0 &&
+      (c === 0xa0 ||
+        c === 0x1680 ||
+        (c >= 0x2000 && c <= 0x200a) ||
+        c === 0x2028 ||
+        c === 0x2029 ||
+        c === 0x202f ||
+        c === 0x205f ||
+        c === 0x3000 ||
+        c === 0xfeff);
+
+/** The segments `text` is counted in (see MAX_RUN); their concatenation is `text`. */
+export function* segments(text: string): Generator<string> {
+  let start = 0;
+  let runStart = 0; // where the current run without a safe place began
+  let safe = -1; // the last safe place in this segment
+  for (let i = 1; i < text.length; i++) {
+    if (text.charCodeAt(i) === 32 && !isSpace(text.charCodeAt(i - 1))) {
+      safe = i;
+      runStart = i;
+    }
+    if (i - start < MAX_SEGMENT && i - runStart < MAX_RUN) continue;
+    let cut = safe > start ? safe : i;
+    // Never between the two halves of a surrogate pair.
+    const c = text.charCodeAt(cut);
+    if (cut === i && c >= 0xdc00 && c <= 0xdfff && cut - 1 > start) cut--;
+    yield text.slice(start, cut);
+    start = cut;
+    runStart = cut;
+    safe = -1;
+  }
+  if (start < text.length) yield start === 0 ? text : text.slice(start);
+}
+
+/**
+ * Counts what `parts` stand for (texts to tokenize, or fixed token counts), stopping as soon as
+ * the count exceeds `limit`. It pauses (yields) after each segment, so a caller can give the
+ * event loop back on a long input.
+ */
+function* counting(parts: Iterable<string | number>, limit: number): Generator<void, number> {
   let n = 0;
+  for (const part of parts) {
+    if (typeof part === 'number') n += part;
+    else
+      for (const segment of segments(part)) {
+        n += countTokens(segment);
+        if (n > limit) return n;
+        yield;
+      }
+    if (n > limit) return n;
+  }
+  return n;
+}
+
+function countNow(parts: Iterable<string | number>, limit = Number.POSITIVE_INFINITY): number {
+  const run = counting(parts, limit);
+  for (;;) {
+    const step = run.next();
+    if (step.done) return step.value;
+  }
+}
+
+// The longest a count runs before it gives the event loop back: other requests, streams and
+// health checks wait at most this long for a big prompt.
+const SLICE_MS = 4;
+
+async function countInSlices(parts: Iterable<string | number>, limit: number): Promise<number> {
+  const run = counting(parts, limit);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = run.next();
+    if (step.done) return step.value;
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+export const countText = (text: string): number => (text ? countNow([text]) : 0);
+
+/**
+ * Tokens of produced text, counted without holding the event loop for long, and only up to
+ * `limit` (a result above it means "more than limit").
+ */
+export const countTextWithin = (text: string, limit: number): Promise<number> => (text ? countInSlices([text], limit) : Promise.resolve(0));
+
+const jsonOf = (v: unknown): string => JSON.stringify(v) ?? '';
+
+function* contentParts(content: unknown): Generator<string | number> {
+  if (typeof content === 'string') {
+    yield content;
+    return;
+  }
+  if (!Array.isArray(content)) {
+    if (content != null) yield jsonOf(content);
+    return;
+  }
   for (const part of content) {
     if (part && typeof part === 'object') {
       const p = part as { type?: unknown; text?: unknown };
-      if (typeof p.text === 'string') n += countText(p.text);
-      else if (p.type === 'image_url' || p.type === 'input_image') n += TOKENS_PER_IMAGE;
-      else n += countText(JSON.stringify(part));
+      if (typeof p.text === 'string') yield p.text;
+      else if (p.type === 'image_url' || p.type === 'input_image') yield TOKENS_PER_IMAGE;
+      else yield jsonOf(part);
     }
   }
-  return n;
 }
 
-/** Prompt tokens of a chat request: every message's content, name and tool calls, plus tools. */
-export function countPromptTokens(body: { messages: readonly unknown[]; tools?: unknown; functions?: unknown }): number {
-  let n = TOKENS_PER_REPLY_PRIMER;
+type PromptBody = { messages: readonly unknown[]; tools?: unknown; functions?: unknown };
+
+/** What a chat prompt is counted from: every message's content, name and tool calls, plus tools. */
+function* promptParts(body: PromptBody): Generator<string | number> {
+  yield TOKENS_PER_REPLY_PRIMER;
   for (const m of body.messages) {
-    n += TOKENS_PER_MESSAGE;
+    yield TOKENS_PER_MESSAGE;
     if (!m || typeof m !== 'object') continue;
     const msg = m as { role?: unknown; content?: unknown; name?: unknown; tool_calls?: unknown };
-    if (typeof msg.role === 'string') n += 1;
-    n += countContent(msg.content);
-    if (typeof msg.name === 'string') n += countText(msg.name) + 1;
-    if (msg.tool_calls) n += countText(JSON.stringify(msg.tool_calls));
+    if (typeof msg.role === 'string') yield 1;
+    yield* contentParts(msg.content);
+    if (typeof msg.name === 'string') {
+      yield msg.name;
+      yield 1;
+    }
+    if (msg.tool_calls) yield jsonOf(msg.tool_calls);
   }
-  if (body.tools) n += countText(JSON.stringify(body.tools));
-  if (body.functions) n += countText(JSON.stringify(body.functions));
-  return n;
+  if (body.tools) yield jsonOf(body.tools);
+  if (body.functions) yield jsonOf(body.functions);
 }
+
+/** Prompt tokens of a chat request, counted at once (the simulator's usage). */
+export const countPromptTokens = (body: PromptBody): number => countNow(promptParts(body));
+
+/**
+ * Prompt tokens of a chat request for its hold: counted in slices that give the event loop back,
+ * and only up to `limit` (the model's context window); a result above it means "more than limit".
+ */
+export const countPromptTokensWithin = (body: PromptBody, limit: number): Promise<number> => countInSlices(promptParts(body), limit);
