@@ -7,6 +7,7 @@ import { OpenMeters } from './billing/open-meters.ts';
 import type { Config } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
+import { InFlightRequests } from './gateway/request-lifetime.ts';
 import { createKeyFinder, type KeyFinder } from './keys/key-lookup.ts';
 import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
@@ -20,6 +21,8 @@ export type Deps = {
   ledger: LedgerExecutor;
   /** Requests holding money right now; shutdown waits for them to settle. */
   openMeters: OpenMeters;
+  /** The /v1 requests in progress; a shutdown lets them finish, then ends the rest. */
+  inFlight: InFlightRequests;
   /** The key look-up of every API request. */
   findKey: KeyFinder;
   models: ModelRegistry;
@@ -45,6 +48,7 @@ export async function createDeps(
     clock,
     ledger,
     openMeters: new OpenMeters(),
+    inFlight: new InFlightRequests(),
     findKey: createKeyFinder(database),
     models,
     lastUsed,
