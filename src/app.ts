@@ -1,7 +1,9 @@
 // buildApp(deps): a pure factory. Registers the capability plugins and the one error handler;
 // opens no sockets and reads no environment (main.ts owns the process, tests own their deps).
 import type { Socket } from 'node:net';
+import underPressure from '@fastify/under-pressure';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { sql } from 'kysely';
 import pino from 'pino';
 import { dashboardApiPlugin } from './dashboard/plugin.ts';
 import { webAppPlugin } from './dashboard/web-app.ts';
@@ -208,9 +210,35 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     return reply.code(e.status).headers(e.headers).send(e.toBody());
   });
 
+  // Load shedding: while the event loop lags or the heap is near its limit, new requests are
+  // refused at once (503, Retry-After) instead of queueing without bound behind the ones in flight.
+  await app.register(underPressure, {
+    maxEventLoopDelay: deps.config.maxEventLoopDelayMs,
+    maxHeapUsedBytes: deps.config.maxHeapUsedBytes,
+    sampleInterval: 250,
+    // Thrown, so the one error handler answers it.
+    pressureHandler: async () => {
+      throw new ApiError('service_unavailable', {
+        message: 'The server is overloaded. Retry the request shortly.',
+        headers: { 'retry-after': '1' },
+      });
+    },
+  });
+  // Liveness: cheap, touches nothing, answered even under load, not logged at info.
+  app.get('/healthz', { logLevel: 'warn', config: { pressureHandler: () => undefined } }, async () => ({ status: 'ok' }));
+  // Readiness: the database answers within its deadline.
+  app.get('/readyz', { logLevel: 'warn' }, async (request) => {
+    try {
+      await sql`SELECT 1`.execute(deps.db);
+    } catch (err) {
+      request.log.warn({ err }, 'readiness check: the database did not answer');
+      throw new ApiError('service_unavailable', { message: 'The database is not answering.', headers: { 'retry-after': '1' } });
+    }
+    return { status: 'ok', database: deps.dialect };
+  });
+
   await app.register(v1Plugin, { prefix: '/v1', deps });
   await app.register(dashboardApiPlugin, { prefix: '/dashboard/api', deps });
   await app.register(webAppPlugin, { config: deps.config });
-  app.get('/healthz', async () => ({ status: 'ok' }));
   return app;
 }
