@@ -1,5 +1,6 @@
 // The one Deps object built at start-up and handed to buildApp: database, clock, model
 // backends, background workers. Tests build their own with a temporary database.
+import { SessionSweeper } from './accounts/sessions.ts';
 import { ModelRegistry } from './backends/model-registry.ts';
 import { HoldSweeper } from './billing/hold-sweeper.ts';
 import { createLedgerExecutor, type LedgerExecutor } from './billing/ledger-executor.ts';
@@ -28,6 +29,8 @@ export type Deps = {
   models: ModelRegistry;
   lastUsed: LastUsedTracker;
   sweeper: HoldSweeper;
+  /** Deletes expired dashboard sessions. */
+  sessionSweeper: SessionSweeper;
 };
 
 export async function createDeps(
@@ -41,6 +44,7 @@ export async function createDeps(
   const lastUsed = new LastUsedTracker(database.db);
   const ledger = createLedgerExecutor(database);
   const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
+  const sessionSweeper = new SessionSweeper(database.db, clock);
   return {
     config,
     db: database.db,
@@ -53,8 +57,10 @@ export async function createDeps(
     models,
     lastUsed,
     sweeper,
+    sessionSweeper,
     async close() {
       sweeper.stop();
+      sessionSweeper.stop();
       await lastUsed.stop();
       await models.close();
       await database.close();

@@ -25,6 +25,7 @@ export async function serve(): Promise<void> {
   app.log.info(`database: ${deps.dialect}${deps.dialect === 'sqlite' ? ` (${config.databaseUrl.replace(/^sqlite:/, '')})` : ''}`);
   deps.lastUsed.start();
   deps.sweeper.start((err) => app.log.error({ err }, 'hold sweep failed'));
+  deps.sessionSweeper.start((err) => app.log.error({ err }, 'session sweep failed'));
   tuneHeap();
   await app.listen({ host: config.host, port: config.port });
 
