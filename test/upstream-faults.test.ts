@@ -86,18 +86,28 @@ for (const kind of testDatabaseKinds()) {
      * was charged, which is `expected` (0 for nothing), nothing is held any more and the hold is
      * closed, all as soon as the answer is in.
      */
-    async function billed<T>(run: () => Promise<{ requestId: string; value: T }>, expected: { micros: number; status: string }) {
-      const before = await h.balanceMicros(account.id);
-      const { requestId, value } = await run();
-      const after = await h.balanceMicros(account.id);
-      assert.equal(after.held, 0, 'nothing held once the answer is in');
+    /** The bill of one finished request: what /v1/generation says was charged, and its hold closed. */
+    async function checkBill(requestId: string, expected: { micros: number; status: string }): Promise<Generation> {
       const hold = await h.deps.db.selectFrom('holds').select('status').where('request_id', '=', requestId).executeTakeFirstOrThrow();
       assert.equal(hold.status, expected.micros > 0 ? 'settled' : 'released');
       const g = await generation(requestId);
       assert.equal(g.status, expected.status);
       assert.equal(g.usage.cost_micros, expected.micros);
+      return g;
+    }
+
+    /**
+     * Runs one request and checks its bill: the balance moved by exactly what /v1/generation says
+     * was charged, which is `expected` (0 for nothing), nothing is held any more and the hold is
+     * closed, all as soon as the answer is in.
+     */
+    async function billed<T>(run: () => Promise<{ requestId: string; value: T }>, expected: { micros: number; status: string }) {
+      const before = await h.balanceMicros(account.id);
+      const { requestId, value } = await run();
+      const after = await h.balanceMicros(account.id);
+      assert.equal(after.held, 0, 'nothing held once the answer is in');
       assert.equal(before.balance - after.balance, expected.micros);
-      return { value, generation: g };
+      return { value, generation: await checkBill(requestId, expected) };
     }
 
     const nothing = (status = 'failed') => ({ micros: 0, status });
@@ -253,16 +263,25 @@ for (const kind of testDatabaseKinds()) {
     });
 
     test('an upstream that stalls before answering past BIZORA_UPSTREAM_TIMEOUT_MS is a 504, nothing billed', async () => {
-      for (const [content, stream] of [
+      // The four stalls run side by side: each waits out the timeout.
+      const cases = [
         ['mock:stall', false],
         ['mock:stall', true],
         ['mock:stall-mid', false],
         ['mock:stall-mid mock:first', true],
-      ] as const) {
-        const started = Date.now();
-        await billed(() => failsWith(content, stream, 504), nothing());
-        const took = Date.now() - started;
+      ] as const;
+      const before = await h.balanceMicros(account.id);
+      const results = await Promise.all(
+        cases.map(async ([content, stream]) => {
+          const started = Date.now();
+          const { requestId } = await failsWith(content, stream, 504);
+          return { content, requestId, took: Date.now() - started };
+        }),
+      );
+      assert.deepEqual(await h.balanceMicros(account.id), { ...before, held: 0 });
+      for (const { content, requestId, took } of results) {
         assert.ok(took >= TIMEOUT_MS - 50 && took < TIMEOUT_MS + 1000, `${content}: ${took} ms`);
+        await checkBill(requestId, nothing());
       }
     });
 

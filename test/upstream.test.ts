@@ -20,7 +20,7 @@ for (const kind of testDatabaseKinds()) {
 
     before(async () => {
       mock = await startMockUpstream();
-      h = await startHarness(kind, { models: [{ ...model, upstream_url: mock.url }], env: { BIZORA_UPSTREAM_TIMEOUT_MS: '1500' } });
+      h = await startHarness(kind, { models: [{ ...model, upstream_url: mock.url }], env: { BIZORA_UPSTREAM_TIMEOUT_MS: '1000' } });
       account = await h.newAccount({ cents: 10_000 });
       ({ key } = await h.newKey(account.id));
       client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });

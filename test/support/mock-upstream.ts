@@ -11,7 +11,7 @@
 //   mock:usage:<kind>     reports usage that is negative, fractional, huge or string
 //   mock:json-stream      answers a stream request with a complete JSON answer
 //   mock:sse-json         answers a JSON request with a stream
-//   mock:null-choice      JSON: {"choices":[null]}; stream: one extra chunk whose choices are [null]
+//   mock:null-choice      JSON: {"choices":[null]} and nothing else; stream: one extra chunk whose choices are [null]
 //   mock:huge-answer      JSON: an answer of 17 MiB
 // Faults inside an answer, after three words ("Hello from the"; with mock:first, before any):
 //   mock:cut              drops the connection (JSON: half-way through the body)
@@ -48,7 +48,7 @@ const STREAM_FAULTS = ['cut', 'stall-mid', 'malformed', 'non-object', 'error-eve
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Sends one fault inside a stream; true when the stream is over (the caller stops writing). */
+/** Sends one fault inside a stream; the caller writes nothing after it. */
 function streamFault(res: ServerResponse, fault: (typeof STREAM_FAULTS)[number]): void {
   switch (fault) {
     case 'cut':
@@ -160,7 +160,7 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
           .writeHead(200, { 'content-type': 'text/event-stream' })
           .end(`data: ${JSON.stringify(completion(words.join('')))}\n\ndata: [DONE]\n\n`);
       } else if (has('null-choice')) {
-        json(200, { ...base, object: 'chat.completion', choices: [null], usage });
+        json(200, { choices: [null] }); // exactly what the hostile-client pass sent
       } else if (has('huge-answer')) {
         json(200, completion('x'.repeat(17 * 1024 * 1024)));
       } else if (fault === 'malformed') {
