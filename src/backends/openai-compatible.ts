@@ -1,6 +1,9 @@
 // A backend that forwards to any OpenAI-compatible HTTP API (OpenAI, OpenRouter, vLLM, Ollama,
 // llama.cpp …) over a keep-alive undici pool. It always asks for usage in streams, maps the
-// upstream's failures to our catalogue, and stops the upstream call when our client goes away.
+// upstream's failures to our catalogue, hands the gateway only well-formed answers
+// (upstream-answer.ts), reads at most a bounded amount of any one answer or stream event, and
+// stops the upstream call when our client goes away. The README's Errors section has the table
+// of each upstream fault and its answer; test/upstream-faults.test.ts tests each.
 import { createParser } from 'eventsource-parser';
 import { Agent, type Dispatcher, request, errors as undiciErrors } from 'undici';
 import type { ModelConfig } from '../config.ts';
