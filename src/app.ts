@@ -12,7 +12,7 @@ import type { Deps } from './deps.ts';
 import { ApiError } from './errors.ts';
 import { v1Plugin } from './gateway/v1-plugin.ts';
 import { AllowedMethods } from './http/allowed-methods.ts';
-import { answerNodeEdgeCases, drainThenClose, handleClientError } from './http/client-errors.ts';
+import { ClientConnections } from './http/client-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
@@ -122,6 +122,8 @@ export type AppOptions = {
 };
 
 export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<FastifyInstance> {
+  // Made once the app (and its logger) exists; Fastify calls clientErrorHandler only after that.
+  let connections: ClientConnections;
   const app = Fastify({
     logger:
       deps.config.logLevel === 'silent'
@@ -152,9 +154,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
       requireHostHeader: false,
     },
     // Framing errors, 408, 414 and 431 in our shape (http/client-errors.ts), not Fastify's.
-    clientErrorHandler(this: FastifyInstance, err: Error, socket: Socket) {
-      handleClientError(this.log, err, socket, MAX_URL_LENGTH);
-    },
+    clientErrorHandler: (err: Error, socket: Socket) => connections.onClientError(err, socket),
     // Bad percent-encoding, an over-long path parameter: Fastify's answers echo the URL.
     frameworkErrors(err, request, reply: FastifyReply) {
       const e = toApiError(err) ?? new ApiError('invalid_request');
@@ -167,7 +167,8 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
   app.decorateRequest('auth', null);
-  answerNodeEdgeCases(app.server, deps.config.bodyLimitBytes);
+  connections = new ClientConnections(app.log, MAX_URL_LENGTH);
+  connections.listen(app.server, deps.config.bodyLimitBytes);
   registerJsonBodyParser(app);
 
   const allowedMethods = new AllowedMethods();
@@ -175,6 +176,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+    connections.closeAll();
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -192,7 +194,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     if (apiErr.code === 'body_too_large') {
       // Read the rest of what the client is sending (bounded) so that it can read this answer.
       reply.header('connection', 'close');
-      drainThenClose(request.raw, 4 * deps.config.bodyLimitBytes, deps.config.clientTimeoutMs);
+      connections.drainThenClose(request.raw, 4 * deps.config.bodyLimitBytes, deps.config.clientTimeoutMs);
     }
     return reply.code(apiErr.status).headers(apiErr.headers).send(apiErr.toBody());
   });

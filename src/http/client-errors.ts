@@ -46,95 +46,119 @@ export function clientErrorToApiError(err: NodeJS.ErrnoException & { rawPacket?:
   return new ApiError('malformed_request', { message });
 }
 
-/** Writes `e` as a complete HTTP/1.1 answer straight to the socket, then closes the connection. */
-export function answerOnSocket(socket: Socket, e: ApiError, requestId: string): void {
-  const marked = socket as MarkedSocket;
-  marked[kHandled] = true;
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify(e.toBody());
-  let head = `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n`;
-  for (const [name, value] of Object.entries(e.headers)) head += `${name}: ${value}\r\n`;
-  // end(), not destroy(): closing a socket with unread input resets it, and the client may
-  // lose the answer. Whatever it still sends is ignored until the linger is over.
-  socket.end(`${head}connection: close\r\n\r\n${body}`);
-  setTimeout(() => socket.destroy(), LINGER_MS).unref();
-}
-
-/** Fastify's clientErrorHandler: Node's parser or request timer failed this connection. */
-export function handleClientError(log: FastifyBaseLogger, err: NodeJS.ErrnoException, socket: Socket, maxUrlLength: number): void {
-  const marked = socket as MarkedSocket;
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  if (marked[kHandled]) {
-    socket.destroy();
-    return;
-  }
-  // Node keeps the response in flight on the socket (internal, long stable): if it has started,
-  // another status line would corrupt it, so the connection is only closed.
-  const res = marked._httpMessage;
-  if (res?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  const requestId = String(res?.getHeader('x-request-id') ?? newId('req'));
-  const e = clientErrorToApiError(err, maxUrlLength);
-  log.debug({ reqId: requestId, code: err.code, status: e.status }, 'client error');
-  answerOnSocket(socket, e, requestId);
-}
-
 /**
- * Node's own answers that bypass Fastify, answered in our shape: an Expect other than
- * 100-continue (417, where Node writes an empty 417), a body announced with Expect:
- * 100-continue that is over the limit (413 before the client uploads it), and CONNECT (this is
- * no proxy; Node would close the connection without a word).
+ * The connections this module answers or drains itself, per app. Each closes on its own within
+ * a bound (LINGER_MS after an answer, the drain's deadline); closeAll ends them at once when the
+ * app closes, so that a shutdown never waits on them.
  */
-export function answerNodeEdgeCases(server: Server, bodyLimitBytes: number): void {
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    answerOnSocket(res.socket ?? req.socket, new ApiError('expectation_failed'), newId('req'));
-  });
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (Number(req.headers['content-length']) > bodyLimitBytes) {
-      answerOnSocket(res.socket ?? req.socket, new ApiError('body_too_large'), newId('req'));
+export class ClientConnections {
+  private readonly open = new Set<Socket>();
+
+  constructor(
+    private readonly log: FastifyBaseLogger,
+    private readonly maxUrlLength: number,
+  ) {}
+
+  private keep(socket: Socket): void {
+    (socket as MarkedSocket)[kHandled] = true;
+    if (this.open.has(socket)) return;
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+  }
+
+  /** Writes `e` as a complete HTTP/1.1 answer straight to the socket, then closes the connection. */
+  answer(socket: Socket, e: ApiError, requestId: string): void {
+    if (!socket.writable) {
+      socket.destroy();
       return;
     }
-    res.writeContinue();
-    server.emit('request', req, res);
-  });
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    answerOnSocket(
-      socket,
-      new ApiError('malformed_request', { message: 'This server is not a proxy: CONNECT is not supported.' }),
-      newId('req'),
-    );
-  });
-}
+    this.keep(socket);
+    const body = JSON.stringify(e.toBody());
+    let head = `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\n`;
+    for (const [name, value] of Object.entries(e.headers)) head += `${name}: ${value}\r\n`;
+    // end(), not destroy(): closing a socket with unread input resets it, and the client may
+    // lose the answer. Whatever it still sends is ignored until the linger is over.
+    socket.end(`${head}connection: close\r\n\r\n${body}`);
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    socket.once('close', () => clearTimeout(timer));
+  }
 
-/**
- * After a 413 with `connection: close`: Node would close the socket as soon as the answer is
- * written, while the client is still uploading, and the client then sees a reset instead of the
- * answer (fetch failed about 1 in 3 times for 12 MB, and the openai SDK retried the upload).
- * Instead the answer goes out with a FIN, the rest of the body is read and discarded, and the
- * socket closes when the body is complete, after `maxMs`, or at once when the client announced
- * more than `maxBytes` (a client sending that much is not waiting for an answer).
- */
-export function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
-  if (req.complete) return;
-  if (Number(req.headers['content-length']) > maxBytes) return;
-  const socket = req.socket as MarkedSocket;
-  socket[kHandled] = true;
-  // Node ends a `connection: close` answer with socket.destroySoon() (end, then destroy once
-  // flushed); this socket's own version ends now and destroys when the body is in or time is up.
-  socket.destroySoon = function drainingDestroySoon(this: Socket) {
-    if (this.writable) this.end();
-    const timer = setTimeout(() => this.destroy(), maxMs);
-    timer.unref();
-    const close = () => {
-      clearTimeout(timer);
-      this.destroy();
+  /** Fastify's clientErrorHandler: Node's parser or request timer failed this connection. */
+  onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const marked = socket as MarkedSocket;
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    if (marked[kHandled]) {
+      socket.destroy();
+      return;
+    }
+    // Node keeps the response in flight on the socket (internal, long stable): if it has started,
+    // another status line would corrupt it, so the connection is only closed.
+    const res = marked._httpMessage;
+    if (res?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const requestId = String(res?.getHeader('x-request-id') ?? newId('req'));
+    const e = clientErrorToApiError(err, this.maxUrlLength);
+    this.log.debug({ reqId: requestId, code: err.code, status: e.status }, 'client error');
+    this.answer(socket, e, requestId);
+  }
+
+  /**
+   * Node's own answers that bypass Fastify, answered in our shape: an Expect other than
+   * 100-continue (417, where Node writes an empty 417), a body announced with Expect:
+   * 100-continue that is over the limit (413 before the client uploads it), and CONNECT (this is
+   * no proxy; Node would close the connection without a word).
+   */
+  listen(server: Server, bodyLimitBytes: number): void {
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      this.answer(res.socket ?? req.socket, new ApiError('expectation_failed'), newId('req'));
+    });
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (Number(req.headers['content-length']) > bodyLimitBytes) {
+        this.answer(res.socket ?? req.socket, new ApiError('body_too_large'), newId('req'));
+        return;
+      }
+      res.writeContinue();
+      server.emit('request', req, res);
+    });
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      const e = new ApiError('malformed_request', { message: 'This server is not a proxy: CONNECT is not supported.' });
+      this.answer(socket, e, newId('req'));
+    });
+  }
+
+  /**
+   * After a 413 with `connection: close`: Node would close the socket as soon as the answer is
+   * written, while the client is still uploading, and the client then sees a reset instead of
+   * the answer (fetch failed about 1 in 3 times for 12 MB, and the openai SDK retried the
+   * upload). Instead the answer goes out with a FIN, the rest of the body is read and discarded,
+   * and the socket closes when the body is complete or after `maxMs`; at once (as before) when
+   * the client announced more than `maxBytes` (a client sending that much is not waiting).
+   */
+  drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+    if (req.complete) return;
+    if (Number(req.headers['content-length']) > maxBytes) return;
+    const socket = req.socket;
+    this.keep(socket);
+    // Node ends a `connection: close` answer with socket.destroySoon() (end, then destroy once
+    // flushed); this socket's own version ends now and destroys when the body is in or time is up.
+    socket.destroySoon = function drainingDestroySoon(this: Socket) {
+      if (this.writable) this.end();
+      const timer = setTimeout(() => this.destroy(), maxMs);
+      const close = () => {
+        clearTimeout(timer);
+        this.destroy();
+      };
+      this.once('close', () => clearTimeout(timer));
+      if (req.complete) close();
+      else req.once('end', close);
     };
-    if (req.complete) close();
-    else req.once('end', close);
-  };
+  }
+
+  /** Ends every connection still lingering or draining (the app is closing). */
+  closeAll(): void {
+    for (const socket of this.open) socket.destroy();
+    this.open.clear();
+  }
 }
