@@ -100,21 +100,16 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     // account row, the right edge of each index) are copied once per checkpoint, not four times
     // (bench/README.md, step 15). The price: the request whose COMMIT crosses the threshold waits
     // for the fsyncs, and on an OS crash only, up to 4,000 pages of recent commits may not be on
-    // disk yet. With a worker (step 18) this connection never checkpoints.
-    const onWorker = opts.checkpoints === 'worker' && path !== ':memory:';
-    sqlite.pragma(`wal_autocheckpoint = ${onWorker ? 0 : INLINE_CHECKPOINT_PAGES}`);
+    // disk yet. With a worker (step 18) this connection checkpoints only when the worker asks it
+    // to, to let the WAL start over, and then only the few frames committed since the worker's.
+    sqlite.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
     sqlite.pragma(`busy_timeout = ${opts.timeoutMs ?? 5000}`);
     sqlite.pragma('foreign_keys = ON');
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
-    const checkpointer = onWorker
-      ? new SqliteCheckpointer(path, {
-          onFailure: (err) => {
-            // Never let the WAL grow without end: the main connection checkpoints again.
-            if (sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
-            process.emitWarning(`SQLite checkpoint worker failed (${(err as Error)?.message}); checkpoints run inline again`);
-          },
-        })
-      : undefined;
+    const checkpointer =
+      opts.checkpoints === 'worker' && path !== ':memory:'
+        ? new SqliteCheckpointer(sqlite, { inlinePages: INLINE_CHECKPOINT_PAGES })
+        : undefined;
     return {
       db,
       dialect: 'sqlite',

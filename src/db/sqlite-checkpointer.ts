@@ -2,16 +2,24 @@
 // so that no request waits for one (bench/README.md, step 18). A checkpoint copies the WAL back
 // into the database file and fsyncs both; on the connection that commits, SQLite runs it inside
 // the COMMIT that crosses the threshold, and that request waits for the fsyncs. Here the main
-// connection never checkpoints (wal_autocheckpoint = 0) and the worker runs a PASSIVE checkpoint
-// on a timer: PASSIVE never waits for, nor blocks, the main connection's readers and writer.
-// Only openDatabase (src/db/connection.ts) starts one, when asked to.
+// connection does not checkpoint by itself (wal_autocheckpoint = 0); the worker runs a PASSIVE
+// checkpoint on a timer, which never waits for, nor blocks, the main connection.
+//
+// The WAL starts again from its first frame only when a write begins while every frame is back
+// in the database file. Under steady load, commits land while the worker's checkpoint runs, so
+// that never happens by itself and the file grows without end. So once the WAL holds
+// `restartFrames`, the worker asks the main connection, just after one of its own checkpoints,
+// to run one PASSIVE checkpoint itself: it copies and syncs only the frames committed since,
+// and the next write starts the WAL over. Only openDatabase (src/db/connection.ts) starts one.
+
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type SQLite from 'better-sqlite3';
 
 export type CheckpointResult = {
   /** Frames in the WAL when the checkpoint ran. */
   log: number;
-  /** Of those, how many are now in the database file (all of them: the WAL restarts at its next write). */
+  /** Of those, how many are now in the database file. */
   checkpointed: number;
   /** 1 when another connection's lock stopped the checkpoint from finishing; it is tried again. */
   busy: number;
@@ -20,17 +28,19 @@ export type CheckpointResult = {
 export type CheckpointerOptions = {
   /** How often the worker checkpoints. */
   intervalMs?: number;
-  /** The worker failed or stopped by itself: the caller turns checkpoints on the main connection back on. */
-  onFailure: (err: unknown) => void;
+  /** WAL frames after which the main connection is asked to let the WAL start over. */
+  restartFrames?: number;
+  /** wal_autocheckpoint for the main connection should the worker fail. */
+  inlinePages: number;
 };
+
+type FromWorker = { result: CheckpointResult } | { restart: true };
 
 // The worker's whole program, plain CommonJS evaluated by Node: the server runs as one bundled
 // file (bin/bizora.js), so a worker cannot be given a module path of its own, and it needs
-// nothing of ours but this. busy_timeout 0: a checkpoint never waits for a lock; if one cannot
-// finish now, the next tick (or the immediate retry) does it. The retry: frames committed while
-// a checkpoint ran are left for it, and the WAL restarts from its start only once all of its
-// frames are in the database file, so one short second pass usually lets it restart. Errors are
-// rethrown as plain Errors: a SqliteError reaches the main thread as its code alone.
+// nothing of ours but this. busy_timeout 0: a checkpoint never waits for a lock; one that cannot
+// finish now is finished by the next. Errors are rethrown as plain Errors: a SqliteError reaches
+// the main thread as its code alone.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
@@ -40,14 +50,13 @@ const plain = (f) => {
 const db = plain(() => new Database(workerData.path, { fileMustExist: true }));
 db.pragma('busy_timeout = 0');
 db.pragma('wal_autocheckpoint = 0');
-const checkpoint = () => plain(() => {
-  let r = db.pragma('wal_checkpoint(PASSIVE)')[0];
-  if (r.log > r.checkpointed && r.busy === 0) r = db.pragma('wal_checkpoint(PASSIVE)')[0];
-  return r;
-});
-const timer = setInterval(checkpoint, workerData.intervalMs);
+const checkpoint = () => plain(() => db.pragma('wal_checkpoint(PASSIVE)')[0]);
+const timer = setInterval(() => {
+  const r = checkpoint();
+  if (r.busy === 0 && r.log >= workerData.restartFrames) parentPort.postMessage({ restart: true });
+}, workerData.intervalMs);
 parentPort.on('message', (m) => {
-  if (m === 'checkpoint') parentPort.postMessage(checkpoint());
+  if (m === 'checkpoint') parentPort.postMessage({ result: checkpoint() });
   else if (m === 'stop') {
     clearInterval(timer);
     db.close();
@@ -62,12 +71,15 @@ export class SqliteCheckpointer {
   private stopping = false;
   private gone: unknown;
   private readonly exited: Promise<void>;
+  /** Times the main connection let the WAL start over (tests read it). */
+  restarts = 0;
 
-  constructor(path: string, opts: CheckpointerOptions) {
+  constructor(main: SQLite.Database, opts: CheckpointerOptions) {
+    main.pragma('wal_autocheckpoint = 0');
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver, path, intervalMs: opts.intervalMs ?? 100 },
+      workerData: { driver, path: main.name, intervalMs: opts.intervalMs ?? 100, restartFrames: opts.restartFrames ?? 4000 },
       // A few MB of JavaScript at most; the limits keep V8 from reserving more for it.
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
       stdout: false,
@@ -75,12 +87,22 @@ export class SqliteCheckpointer {
     });
     // The worker must not keep the process alive; the server stops it on shutdown (close()).
     this.worker.unref();
-    this.worker.on('message', (r: CheckpointResult) => this.waiting.shift()?.resolve(r));
+    this.worker.on('message', (m: FromWorker) => {
+      if ('result' in m) this.waiting.shift()?.resolve(m.result);
+      else if (main.open) {
+        // The frames committed since the worker's checkpoint: a few, so two short fsyncs.
+        const r = main.pragma('wal_checkpoint(PASSIVE)') as CheckpointResult[];
+        if (r[0]?.busy === 0) this.restarts++;
+      }
+    });
     const fail = (err: unknown) => {
       for (const w of this.waiting.splice(0)) w.reject(err);
       if (this.gone !== undefined) return;
       this.gone = err;
-      if (!this.stopping) opts.onFailure(err);
+      if (this.stopping || !main.open) return;
+      // Never let the WAL grow without end: the main connection checkpoints by itself again.
+      main.pragma(`wal_autocheckpoint = ${opts.inlinePages}`);
+      process.emitWarning(`SQLite checkpoint worker failed (${(err as Error)?.message}); checkpoints run inline again`);
     };
     this.worker.on('error', fail);
     this.exited = new Promise((resolve) => {
