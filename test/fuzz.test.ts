@@ -362,7 +362,9 @@ for (const kind of testDatabaseKinds()) {
     test(`${RUNS[kind] * BATCH} generated malformed requests all get an OpenAI-shaped 4xx or a 2xx, never a 5xx`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(specArb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-          const answers = await Promise.all(batch.map((spec) => rawHttp(port, bytesOf(spec, keys), { timeoutMs: 10_000, noBody: spec.method === 'HEAD' })));
+          const answers = await Promise.all(
+            batch.map((spec) => rawHttp(port, bytesOf(spec, keys), { timeoutMs: 10_000, noBody: spec.method === 'HEAD' })),
+          );
           answers.forEach((res, i) => {
             if (process.env.FUZZ_SLOW && res.ms > 300) console.log('SLOW', res.ms, res.status, describeSpec(batch[i] as Spec));
             statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);

@@ -26,13 +26,17 @@ export type RawOptions = {
   untilClose?: boolean;
   /** The answer has no body whatever its headers say (an answer to HEAD). */
   noBody?: boolean;
+  /** Keep writing after the server has closed its side (its FIN), as an uploading client does. */
+  allowHalfOpen?: boolean;
 };
 
 /** Sends `parts` (a string, bytes, or pieces to write with pauses between) and reads the answer. */
 export async function rawHttp(port: number, parts: string | Buffer | Array<string | Buffer>, opts: RawOptions = {}): Promise<RawResponse> {
   const started = Date.now();
-  const socket = net.connect(port, '127.0.0.1');
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: opts.allowHalfOpen ?? false });
   const chunks: Buffer[] = [];
+  const pieces = Array.isArray(parts) ? parts : [parts];
+  let written = 0;
   let closedCleanly = false;
   let socketError: string | null = null;
   socket.on('data', (d) => {
@@ -41,6 +45,7 @@ export async function rawHttp(port: number, parts: string | Buffer | Array<strin
   });
   socket.on('end', () => {
     closedCleanly = true;
+    if (opts.allowHalfOpen && written === pieces.length) socket.end();
   });
   socket.on('error', (e: NodeJS.ErrnoException) => {
     socketError = e.code ?? e.message;
@@ -51,12 +56,13 @@ export async function rawHttp(port: number, parts: string | Buffer | Array<strin
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  const pieces = Array.isArray(parts) ? parts : [parts];
   for (let i = 0; i < pieces.length; i++) {
-    if (socket.destroyed) break;
+    if (socket.destroyed || !socket.writable) break;
     if (i > 0 && opts.pauseMs) await sleep(opts.pauseMs);
     socket.write(pieces[i] as string | Buffer);
+    written++;
   }
+  if (opts.allowHalfOpen && closedCleanly) socket.end();
   await closed;
   clearTimeout(timer);
   return { ...parseResponse(Buffer.concat(chunks)), closedCleanly, socketError, ms: Date.now() - started };
