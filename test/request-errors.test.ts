@@ -85,6 +85,29 @@ for (const kind of testDatabaseKinds()) {
       await expectError(await fetch(`${h.url}/elsewhere`), 404, 'not_found_error');
     });
 
+    test('a wrong method on a known route is a 405 that says which methods it answers', async () => {
+      const res = await fetch(`${h.baseURL}/chat/completions`, { headers: { authorization: `Bearer ${key}` } });
+      const body = await expectError(res, 405, 'invalid_request_error');
+      assert.equal(res.headers.get('allow'), 'POST');
+      assert.equal(body.error.code, 'method_not_allowed');
+    });
+
+    test('a NUL byte in a generation id is a 400, not a database error', async () => {
+      const res = await fetch(`${h.baseURL}/generation?id=%00`, { headers: { authorization: `Bearer ${key}` } });
+      await expectError(res, 400, 'invalid_request_error');
+    });
+
+    test('a body nested 1,000 levels deep is a 400 that says so', async () => {
+      const deep = `${'['.repeat(1000)}${']'.repeat(1000)}`;
+      const body = await expectError(
+        await post(`{"model":"bizora","messages":[{"role":"user","content":${deep}}]}`),
+        400,
+        'invalid_request_error',
+        null,
+      );
+      assert.equal(body.error.code, 'json_too_deep');
+    });
+
     test('failed requests move no money', async () => {
       assert.deepEqual(await h.balanceMicros(accountId), { balance: 1_000_000, held: 0 });
     });
