@@ -366,14 +366,12 @@ for (const kind of testDatabaseKinds()) {
             batch.map((spec) => rawHttp(port, bytesOf(spec, keys), { timeoutMs: 10_000, noBody: spec.method === 'HEAD' })),
           );
           answers.forEach((res, i) => {
-            if (process.env.FUZZ_SLOW && res.ms > 300) console.log('SLOW', res.ms, res.status, describeSpec(batch[i] as Spec));
             statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
             assertWellFormed(res, describeSpec(batch[i] as Spec));
           });
         }),
         { numRuns: RUNS[kind], seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31), endOnFailure: true },
       );
-      if (process.env.FUZZ_STATS) console.log(kind, JSON.stringify([...statuses].sort((a, b) => a[0] - b[0])));
       // The generators reach both sides: valid requests answered and many kinds of refusal.
       assert.ok((statuses.get(200) ?? 0) > 0, `no 200 among ${JSON.stringify([...statuses])}`);
       for (const status of [400, 401, 405, 413, 415])
@@ -635,7 +633,7 @@ for (const kind of testDatabaseKinds()) {
         assert.equal(res.status, 408, res.raw);
         assert.equal(JSON.parse(res.body).error.code, 'request_timeout');
         // The deadline plus Node's check interval (a tenth of it, at least 50 ms), plus slack for a busy machine.
-        assert.ok(res.ms < CLIENT_TIMEOUT_MS + 500, `cut off after ${res.ms} ms`);
+        assert.ok(res.ms < CLIENT_TIMEOUT_MS + 1000, `cut off after ${res.ms} ms`);
       }
       assert.equal((await fetch(`${h.url}/healthz`)).status, 200);
     });
