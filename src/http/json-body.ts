@@ -21,8 +21,10 @@ const CLOSE_OBJECT = 125;
  * characters between strings. Malformed text is not judged here: JSON.parse refuses it next.
  */
 export function jsonNestsDeeperThan(text: string, max: number): boolean {
-  // Each level takes at least two characters.
-  if (text.length <= 2 * max) return false;
+  // Each level takes at least two characters, and one opening bracket: a text with no more than
+  // `max` of them (most chat bodies have a handful) cannot be too deep. Counting them is a few
+  // native indexOf calls, much cheaper than walking the text character by character.
+  if (text.length <= 2 * max || openingBracketsAtMost(text, max)) return false;
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -45,6 +47,13 @@ export function jsonNestsDeeperThan(text: string, max: number): boolean {
     }
   }
   return false;
+}
+
+function openingBracketsAtMost(text: string, max: number): boolean {
+  let count = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) if (++count > max) return false;
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) if (++count > max) return false;
+  return true;
 }
 
 /** Replaces Fastify's application/json parser with the depth-checked one (same options). */
