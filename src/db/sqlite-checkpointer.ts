@@ -8,9 +8,9 @@
 // The WAL starts again from its first frame only when a write begins while every frame is back
 // in the database file. Under steady load, commits land while the worker's checkpoint runs, so
 // that never happens by itself and the file grows without end. So once the WAL holds
-// `restartFrames`, the worker asks the main connection, just after one of its own checkpoints,
-// to run one PASSIVE checkpoint itself: it copies and syncs only the frames committed since,
-// and the next write starts the WAL over. Only openDatabase (src/db/connection.ts) starts one.
+// `restartFrames`, the worker catches up and then asks the main connection to run one PASSIVE
+// checkpoint itself: it copies and syncs only the frames committed since, and the next write
+// starts the WAL over. Only openDatabase (src/db/connection.ts) starts one.
 
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -52,8 +52,16 @@ db.pragma('busy_timeout = 0');
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = () => plain(() => db.pragma('wal_checkpoint(PASSIVE)')[0]);
 const timer = setInterval(() => {
-  const r = checkpoint();
-  if (r.busy === 0 && r.log >= workerData.restartFrames) parentPort.postMessage({ restart: true });
+  let r = checkpoint();
+  if (r.busy !== 0 || r.log < workerData.restartFrames) return;
+  // First copy what was committed during that checkpoint, and during the next, so that the
+  // main connection's share is a few dozen frames.
+  for (let i = 0; i < 3; i++) {
+    const before = r.log;
+    r = checkpoint();
+    if (r.busy !== 0 || r.log - before < 64) break;
+  }
+  parentPort.postMessage({ restart: true });
 }, workerData.intervalMs);
 parentPort.on('message', (m) => {
   if (m === 'checkpoint') parentPort.postMessage({ result: checkpoint() });
