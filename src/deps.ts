@@ -61,8 +61,10 @@ export async function createDeps(
     async close() {
       sweeper.stop();
       sessionSweeper.stop();
-      await lastUsed.stop();
-      await models.close();
+      // Each step runs whatever the one before it met (a database that is down cannot take the
+      // last-used times, and must still be closed).
+      await lastUsed.stop().catch(() => {});
+      await models.close().catch(() => {});
       await database.close();
     },
   };

@@ -8,6 +8,7 @@ import type { ModelRoute } from '../backends/model-registry.ts';
 import { Meter, type MeterOutcome } from '../billing/metered-request.ts';
 import { exactCents } from '../billing/pricing.ts';
 import { REQUEST_GRACE_MS } from '../config.ts';
+import { databaseUnavailable } from '../db/connection.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { countPromptTokensWithin, countTextWithin } from '../lib/tokens.ts';
@@ -92,7 +93,14 @@ async function* chunksOf(body: ChatCompletion): AsyncGenerator<ChatChunk> {
     object: 'chat.completion.chunk',
     created: body.created,
     model: body.model,
-    choices: body.choices.map((c) => ({ index: c.index, delta: c.message, finish_reason: c.finish_reason })),
+    choices: body.choices.map((c) => ({
+      index: c.index,
+      // A delta's tool calls carry their index (the SDKs' stream helpers assemble calls by it).
+      delta: Array.isArray(c.message.tool_calls)
+        ? { ...c.message, tool_calls: (c.message.tool_calls as object[]).map((tc, index) => ({ index, ...tc })) }
+        : c.message,
+      finish_reason: c.finish_reason,
+    })),
     usage: body.usage ?? null,
   };
 }
@@ -128,52 +136,65 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       },
     );
 
-    const base = { promptTokens, completionTokens: 0 };
-    if (lifetime.reason) {
-      // Ended while the hold was placed: nothing reached the backend, nothing is billed.
-      const shutdown = lifetime.reason === 'shutdown';
-      await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: false });
-      if (shutdown) throw shuttingDown();
-      return reply;
-    }
-
-    let result: BackendResult;
-    try {
-      result = await route.backend.chat({
-        request: upstreamRequest(body, route, maxOutput, stream),
-        stream,
-        signal: lifetime.signal,
-        promptTokens,
-      });
-    } catch (err) {
-      if (lifetime.clientGone || lifetime.reason === 'shutdown') {
-        // The prompt was sent to the backend: a request cancelled (by its client, or by a
-        // shutdown past its grace) pays for it, as upstreams charge us.
+    const answer = async () => {
+      const base = { promptTokens, completionTokens: 0 };
+      if (lifetime.reason) {
+        // Ended while the hold was placed: nothing reached the backend, nothing is billed.
         const shutdown = lifetime.reason === 'shutdown';
-        await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: true });
+        await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: false });
         if (shutdown) throw shuttingDown();
         return reply;
       }
-      const apiErr = asApiError(err, lifetime);
-      if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend call failed');
-      await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
-      throw apiErr;
-    }
 
-    if (!stream) {
-      if (result.kind !== 'json') {
-        const apiErr = new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+      let result: BackendResult;
+      try {
+        result = await route.backend.chat({
+          request: upstreamRequest(body, route, maxOutput, stream),
+          stream,
+          signal: lifetime.signal,
+          promptTokens,
+        });
+      } catch (err) {
+        if (lifetime.clientGone || lifetime.reason === 'shutdown') {
+          // The prompt was sent to the backend: a request cancelled (by its client, or by a
+          // shutdown past its grace) pays for it, as upstreams charge us.
+          const shutdown = lifetime.reason === 'shutdown';
+          await meter.close({ ...base, status: 'cancelled', httpStatus: shutdown ? 503 : 499, bill: true });
+          if (shutdown) throw shuttingDown();
+          return reply;
+        }
+        const apiErr = asApiError(err, lifetime);
+        if (!(err instanceof ApiError)) request.log.warn({ err }, 'backend call failed');
         await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
         throw apiErr;
       }
-      return sendJson(reply, meter, result.body, { ...base, maxOutput });
+
+      if (!stream) {
+        if (result.kind !== 'json') {
+          const apiErr = new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+          await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
+          throw apiErr;
+        }
+        return sendJson(reply, meter, result.body, { ...base, maxOutput });
+      }
+      return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
+        ...base,
+        maxOutput,
+        lifetime,
+        includeUsage: body.stream_options?.include_usage === true,
+      });
+    };
+
+    // Whatever path this request takes, the meter is closed before the handler returns; a
+    // failure no path foresaw closes it unbilled at once rather than leaving the hold to expire.
+    try {
+      return await answer();
+    } catch (err) {
+      await meter
+        .close({ promptTokens, completionTokens: 0, status: 'failed', httpStatus: 500, bill: false, errorCode: 'internal_error' })
+        .catch(() => {});
+      throw err;
     }
-    return sendStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
-      ...base,
-      maxOutput,
-      lifetime,
-      includeUsage: body.stream_options?.include_usage === true,
-    });
   });
 
   async function sendJson(
@@ -214,7 +235,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const sse = new SseWriter(reply.raw, {
       stallMs: deps.config.clientTimeoutMs,
       signal: lifetime.signal,
-      lingerMs: REQUEST_GRACE_MS,
+      lingerMs: Math.min(REQUEST_GRACE_MS, deps.config.clientTimeoutMs),
     });
     const { model } = meter.ctx;
     const completionId = completionIdFor(request.id);
@@ -277,7 +298,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       charged = await meter.close(outcome);
     } catch (err) {
       request.log.error({ err }, 'settling a stream failed; the hold will expire unbilled');
-      failure ??= new ApiError('internal_error');
+      failure ??= databaseUnavailable(err) ? new ApiError('service_unavailable') : new ApiError('internal_error');
     }
     if (failure) {
       await sse.send(failure.toBody());

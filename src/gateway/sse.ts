@@ -7,7 +7,6 @@ import type { ServerResponse } from 'node:http';
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
-  connection: 'keep-alive',
   // Tells nginx and similar proxies not to buffer the stream.
   'x-accel-buffering': 'no',
 } as const;
