@@ -4,55 +4,21 @@
 // waiting for it), `ledger verify` passes, every hold is closed, no request is billed twice, and
 // every balance is its grants minus its charges.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createAccount } from '../src/accounts/account-store.ts';
 import { HoldSweeper } from '../src/billing/hold-sweeper.ts';
-import { grantCredit, verifyLedger } from '../src/billing/ledger.ts';
+import { verifyLedger } from '../src/billing/ledger.ts';
 import { createLedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { centsToMicros } from '../src/billing/pricing.ts';
 import { openDatabase } from '../src/db/connection.ts';
-import { migrateToLatest } from '../src/db/migrations.ts';
-import { createKey } from '../src/keys/key-store.ts';
 import { createTestDatabase, testDatabaseKinds } from './support/databases.ts';
-import { freePort } from './support/free-port.ts';
 import { startMockUpstream } from './support/mock-upstream.ts';
+import { BIN, type Served, seedAccount, serve } from './support/served.ts';
 
-const BIN = fileURLToPath(new URL('../bin/bizora.js', import.meta.url));
 const ROUNDS = 2;
 const GRANT_CENTS = 1_000;
 const HOLD_TTL_SECONDS = 900;
-
-type Served = { base: string; process: ChildProcess; exited: Promise<number | null>; output: () => string };
-
-async function serve(env: NodeJS.ProcessEnv): Promise<Served> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { ...env, BIZORA_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  // The first start of a checkout may bundle the server and build the dashboard.
-  for (let i = 0; ; i++) {
-    try {
-      await (await fetch(`${base}/healthz`)).arrayBuffer();
-      return { base, process: child, exited, output: () => output };
-    } catch {
-      if (child.exitCode !== null || i > 1200) assert.fail(`the server did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 type Sent = { requestId: string | null; status: number | null; completed: boolean };
 
@@ -94,15 +60,8 @@ for (const kind of testDatabaseKinds()) {
     const started = performance.now();
     const upstream = await startMockUpstream();
     const database = await createTestDatabase(kind);
-    const setup = openDatabase(database.url);
-    await migrateToLatest(setup.db);
-    const setupLedger = createLedgerExecutor(setup);
-    const account = await createAccount(setup.db, { email: `crash-${kind}@example.com`, now: Date.now() });
-    await setupLedger.run((s) =>
-      grantCredit(s, { accountId: account.id, micros: centsToMicros(GRANT_CENTS), reason: 'test', now: Date.now() }),
-    );
-    const { key } = await createKey(setup.db, { accountId: account.id, name: 'crash', mode: 'live', now: Date.now() });
-    await setup.close();
+    const { accountId, key } = await seedAccount(database.url, `crash-${kind}@example.com`, GRANT_CENTS);
+    const account = { id: accountId };
     let server: Served | undefined;
     t.after(async () => {
       server?.process.kill('SIGKILL');

@@ -3,43 +3,15 @@
 // long before it could expire; a stream past the upstream deadline ends within a small grace.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingMessage, request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { testDatabaseKinds } from './support/databases.ts';
 import { eventually, type Harness, startHarness, testModel } from './support/harness.ts';
-
-/** An upstream that streams big chunks as fast as it may, for `ms` (then ends properly) — or forever. */
-async function startFloodingUpstream(): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = createServer(async (req, res) => {
-    for await (const _ of req);
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    const base = { id: 'chatcmpl-flood', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'flood' };
-    const word = 'flood '.repeat(200);
-    for (let i = 0; !res.destroyed && i < 100_000; i++) {
-      const ok = res.write(
-        `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: word }, finish_reason: null }] })}\n\n`,
-      );
-      // Paced a little, as a model is: the stream goes on for seconds rather than filling memory.
-      if (!ok) await once(res, 'drain').catch(() => {});
-      else if (i % 8 === 7) await new Promise((r) => setTimeout(r, 5));
-    }
-    res.end('data: [DONE]\n\n');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
+import { type MockUpstream, startMockUpstream } from './support/mock-upstream.ts';
 
 /** Starts a stream and stops reading it once the first bytes are in: a stalled reader. */
 async function stalledStream(h: Harness, key: string): Promise<{ requestId: string; closed: Promise<number> }> {
-  const body = JSON.stringify({ model: 'bizora', stream: true, messages: [{ role: 'user', content: 'flood me' }] });
+  const body = JSON.stringify({ model: 'bizora', stream: true, messages: [{ role: 'user', content: 'mock:flood' }] });
   const req = request(`${h.baseURL}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
@@ -63,9 +35,9 @@ async function stalledStream(h: Harness, key: string): Promise<{ requestId: stri
 
 for (const kind of testDatabaseKinds()) {
   describe(`deadlines on a stalled reader (${kind})`, () => {
-    let upstream: Awaited<ReturnType<typeof startFloodingUpstream>>;
+    let upstream: MockUpstream;
     before(async () => {
-      upstream = await startFloodingUpstream();
+      upstream = await startMockUpstream();
     });
     after(() => upstream.close());
 

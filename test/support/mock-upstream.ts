@@ -7,6 +7,7 @@
 //   mock:reset-headers    sends the 200 and its headers, then drops the connection
 //   mock:stall            never answers (until the caller gives up)
 //   mock:slow             streams a chunk every 100 ms (20 chunks)
+//   mock:flood            streams 1.2 KB chunks as fast as the reader takes them, until it goes away
 //   mock:no-usage         omits usage
 //   mock:usage:<kind>     reports usage that is negative, fractional, huge or string
 //   mock:json-stream      answers a stream request with a complete JSON answer
@@ -186,6 +187,17 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
       object: 'chat.completion.chunk',
       choices: [{ index: 0, delta, finish_reason: finish }],
     });
+    if (has('flood')) {
+      const word = ' flood'.repeat(200);
+      send(chunk({ role: 'assistant', content: '' }, null));
+      for (let i = 0; !res.destroyed && i < 100_000; i++) {
+        // Paced a little, as a model is: it streams for seconds rather than filling memory.
+        if (!send(chunk({ content: word }, null))) await new Promise((r) => res.once('drain', r).once('close', r));
+        else if (i % 8 === 7) await pause(5);
+      }
+      res.end('data: [DONE]\n\n');
+      return;
+    }
     const slow = has('slow');
     const stream = slow ? Array.from({ length: 20 }, (_, i) => ` w${i}`) : words;
     if (fault && faultAt === 0) {
