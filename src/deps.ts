@@ -37,7 +37,7 @@ export async function createDeps(
   config: Config,
   opts: { clock?: Clock; database?: Database } = {},
 ): Promise<Deps & { close(): Promise<void> }> {
-  const database = opts.database ?? openDatabase(config.databaseUrl, { timeoutMs: config.dbTimeoutMs, checkpoints: 'worker' });
+  const database = opts.database ?? openDatabase(config.databaseUrl, { timeoutMs: config.dbTimeoutMs });
   await migrateToLatest(database.db);
   const clock = opts.clock ?? systemClock;
   const models = new ModelRegistry(config);

@@ -116,6 +116,22 @@ describe('a body over the limit gets a 413 the client can read', () => {
 });
 
 describe('shutting down', () => {
+  test('a connection that never sent a request does not hold the close up', async () => {
+    const h = await startHarness('sqlite');
+    const { connect } = await import('node:net');
+    const socket = connect(Number(new URL(h.url).port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const started = performance.now();
+    const giveUp = setTimeout(() => socket.destroy(), 5000);
+    await h.app.close();
+    await closed;
+    clearTimeout(giveUp);
+    // Without the server closing it, this waits for the client to give up (5 s here).
+    assert.ok(performance.now() - started < 1000, `closed after ${Math.round(performance.now() - started)} ms`);
+    await h.close().catch(() => {});
+  });
+
   test('a request that arrives on a kept-alive connection while the server closes gets a 503 in our shape, with connection: close', async () => {
     const h = await startHarness('sqlite');
     const { key } = await h.newKey((await h.newAccount({ cents: 100 })).id);

@@ -6,7 +6,6 @@ import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.ts';
-import { SqliteCheckpointer } from './sqlite-checkpointer.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<DB>;
@@ -15,7 +14,7 @@ export type Tx = Transaction<DB>;
 
 /** Kysely, and the driver under it for the hot path's own statements (which one, by dialect). */
 export type Database = { db: Db; close(): Promise<void> } & (
-  | { dialect: 'sqlite'; sqlite: SQLite.Database; checkpointer?: SqliteCheckpointer }
+  | { dialect: 'sqlite'; sqlite: SQLite.Database }
   | { dialect: 'postgres'; pool: pg.Pool }
 );
 
@@ -33,12 +32,6 @@ export type OpenOptions = {
   timeoutMs?: number;
   /** Called for every query executed (tests count them to prove a path makes none). */
   onQuery?: () => void;
-  /**
-   * SQLite: who runs the WAL checkpoints. 'inline' (default): SQLite, inside the COMMIT that
-   * crosses the threshold. 'worker': a worker thread with its own connection, off the request
-   * path (the server; src/db/sqlite-checkpointer.ts).
-   */
-  checkpoints?: 'inline' | 'worker';
 };
 
 // PostgreSQL: query canceled (statement_timeout), shutting down or starting up (57P01-57P03),
@@ -100,24 +93,17 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     // account row, the right edge of each index) are copied once per checkpoint, not four times
     // (bench/README.md, step 15). The price: the request whose COMMIT crosses the threshold waits
     // for the fsyncs, and on an OS crash only, up to 4,000 pages of recent commits may not be on
-    // disk yet. With a worker (step 18) this connection checkpoints only when the worker asks it
-    // to, to let the WAL start over, and then only the few frames committed since the worker's.
+    // disk yet. Step 18 tried checkpoints on a worker thread: a better tail in isolation, no gain in
+    // the bench, more memory, and a WAL that under steady load did not always start over.
     sqlite.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
     sqlite.pragma(`busy_timeout = ${opts.timeoutMs ?? 5000}`);
     sqlite.pragma('foreign_keys = ON');
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }), ...(log ? { log } : {}) });
-    const checkpointer =
-      opts.checkpoints === 'worker' && path !== ':memory:'
-        ? new SqliteCheckpointer(sqlite, { inlinePages: INLINE_CHECKPOINT_PAGES })
-        : undefined;
     return {
       db,
       dialect: 'sqlite',
       sqlite,
-      ...(checkpointer ? { checkpointer } : {}),
       async close() {
-        // The worker's connection first, so that the last one to close checkpoints and removes the WAL.
-        await checkpointer?.stop();
         await db.destroy();
         // Kysely closes the driver only if it ever ran a query.
         if (sqlite.open) sqlite.close();

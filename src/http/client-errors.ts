@@ -53,6 +53,12 @@ export function clientErrorToApiError(err: NodeJS.ErrnoException & { rawPacket?:
  */
 export class ClientConnections {
   private readonly open = new Set<Socket>();
+  /**
+   * Connections that have not sent a request yet. Node times them out (408 at the request
+   * deadline) but, once the server is closing, neither does that nor counts them as idle, so
+   * app.close() would wait for the client to hang up (a browser's or undici's spare connection).
+   */
+  private readonly unused = new Set<Socket>();
 
   constructor(
     private readonly log: FastifyBaseLogger,
@@ -111,6 +117,11 @@ export class ClientConnections {
    * no proxy; Node would close the connection without a word).
    */
   listen(server: Server, bodyLimitBytes: number): void {
+    server.on('connection', (socket: Socket) => {
+      this.unused.add(socket);
+      socket.once('close', () => this.unused.delete(socket));
+    });
+    server.prependListener('request', (req: IncomingMessage) => this.unused.delete(req.socket));
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       this.answer(res.socket ?? req.socket, new ApiError('expectation_failed'), newId('req'));
     });
@@ -156,9 +167,10 @@ export class ClientConnections {
     };
   }
 
-  /** Ends every connection still lingering or draining (the app is closing). */
+  /** Ends every connection still lingering or draining, or never used (the app is closing). */
   closeAll(): void {
-    for (const socket of this.open) socket.destroy();
+    for (const socket of [...this.open, ...this.unused]) socket.destroy();
     this.open.clear();
+    this.unused.clear();
   }
 }
