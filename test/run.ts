@@ -1,9 +1,11 @@
 // `npm test`: finds out once whether PostgreSQL is reachable (one clear line if not; a failure
-// under CI=true), then runs every test file with node:test, over SQLite and PostgreSQL.
+// under CI=true), then runs every test file with node:test, over SQLite and PostgreSQL, in a few
+// worker processes (test/shard.ts) that each take the next file when they are done with one.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import pg from 'pg';
+import { MARKER } from './shard-marker.ts';
 import { PG_ADMIN_URL } from './support/databases.ts';
 
 async function postgresReachable(): Promise<string | null> {
@@ -27,6 +29,12 @@ function testFiles(dir: string): string[] {
   });
 }
 
+const root = new URL('.', import.meta.url).pathname;
+// The `bizora` bundle is (re)built by the first command that finds it stale; built here once,
+// while the workers load, it is not built by several test processes at once.
+const bundled = new Promise((resolve) =>
+  spawn(process.execPath, [join(root, '..', 'bin', 'bizora.js'), '--help'], { stdio: 'ignore' }).on('exit', resolve),
+);
 const problem = await postgresReachable();
 if (problem) {
   const where = PG_ADMIN_URL.replace(/\/\/[^@]*@/, '//');
@@ -37,11 +45,94 @@ if (problem) {
   console.log(`PostgreSQL is not reachable at ${where} (${problem}): running the SQLite half of the suite only.`);
 }
 
-const root = new URL('.', import.meta.url).pathname;
 const only = process.argv.slice(2);
 const files = (only.length ? only : testFiles(root).map((f) => relative(process.cwd(), f))).sort();
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, BIZORA_TEST_POSTGRES: problem ? '0' : '1' },
-});
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+// Workers: more than the two cores, because much of the suite waits (on child processes, the
+// browser, deadlines a test sets up) rather than computes.
+const workers = Math.min(files.length, Number(process.env.BIZORA_TEST_WORKERS) || 3);
+// Files that measure how fast the server answers while it works hard run last, on a machine with
+// nothing else of ours running: beside two other workers on two cores, any process can wait
+// 100 ms and more for a CPU, whatever the server does.
+const ALONE = new Set([join('test', 'bounded-work.test.ts')]);
+const queue = files.filter((f) => !ALONE.has(f));
+const alone = files.filter((f) => ALONE.has(f));
+const started = performance.now();
+const totals = new Map<string, number>();
+let failed = false;
+
+/**
+ * One worker's TAP, printed a whole file at a time (so that workers do not interleave inside
+ * a file's output), without the marker tests and with the summary lines kept for the total.
+ */
+function relay(out: NodeJS.ReadableStream): Promise<void> {
+  let pending: string[] = [];
+  let skipping = false;
+  let partial = '';
+  const line = (l: string) => {
+    if (skipping) {
+      if (l === '  ...') skipping = false;
+      return;
+    }
+    if (l.includes(MARKER)) {
+      if (l.startsWith('# Subtest:')) return;
+      if (l.startsWith('ok ')) {
+        skipping = true;
+        process.stdout.write(pending.join('\n') + (pending.length ? '\n' : ''));
+        pending = [];
+        return;
+      }
+    }
+    const summary = /^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(l);
+    if (summary) {
+      totals.set(summary[1] as string, (totals.get(summary[1] as string) ?? 0) + Number(summary[2]));
+      return;
+    }
+    if (/^1\.\.\d+$|^# duration_ms |^TAP version/.test(l)) return;
+    pending.push(l);
+  };
+  out.setEncoding('utf8');
+  out.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) line(l);
+  });
+  return new Promise((resolve) =>
+    out.on('end', () => {
+      if (partial) line(partial);
+      if (pending.length) process.stdout.write(`${pending.join('\n')}\n`);
+      resolve();
+    }),
+  );
+}
+
+function runWorker(): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test-reporter=tap', join(root, 'shard.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    env: { ...process.env, BIZORA_TEST_POSTGRES: problem ? '0' : '1' },
+  });
+  child.on('message', () => child.send({ file: queue.shift() ?? null }));
+  const relayed = relay(child.stdout as NodeJS.ReadableStream);
+  return new Promise((resolve) =>
+    child.on('exit', async (code, signal) => {
+      await relayed;
+      if (code !== 0) failed = true;
+      if (signal) console.log(`# a test worker was killed by ${signal}`);
+      resolve();
+    }),
+  );
+}
+
+console.log('TAP version 13');
+if (queue.length) await Promise.all(Array.from({ length: Math.min(workers, queue.length) }, runWorker));
+if (alone.length) {
+  queue.push(...alone);
+  await runWorker();
+}
+await bundled;
+// Each file's marker is a passing test of the runner's, not of the suite.
+totals.set('tests', (totals.get('tests') ?? 0) - files.length);
+totals.set('pass', (totals.get('pass') ?? 0) - files.length);
+for (const k of ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo']) console.log(`# ${k} ${totals.get(k) ?? 0}`);
+console.log(`# duration_ms ${Math.round(performance.now() - started)} (${files.length} files, ${workers} workers)`);
+if (queue.length) console.log(`# ${queue.length} files were never run`);
+process.exit(failed || queue.length || (totals.get('fail') ?? 0) > 0 ? 1 : 0);
