@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import pg from 'pg';
+import { ensureWebBuild } from '../src/dashboard/web-app.ts';
 import { MARKER } from './shard-marker.ts';
 import { PG_ADMIN_URL } from './support/databases.ts';
 
@@ -30,11 +31,15 @@ function testFiles(dir: string): string[] {
 }
 
 const root = new URL('.', import.meta.url).pathname;
-// The `bizora` bundle is (re)built by the first command that finds it stale; built here once,
-// while the workers load, it is not built by several test processes at once.
+// The `bizora` bundle and the dashboard are (re)built by the first process that finds them
+// stale; built here once, before any test runs, no test process builds them beside the others
+// (on a fresh clone several served processes each ran a Vite build at once, and the load made
+// timing tests fail).
 const bundled = new Promise((resolve) =>
   spawn(process.execPath, [join(root, '..', 'bin', 'bizora.js'), '--help'], { stdio: 'ignore' }).on('exit', resolve),
 );
+await ensureWebBuild((msg) => console.log(`# ${msg}`));
+await bundled;
 const problem = await postgresReachable();
 if (problem) {
   const where = PG_ADMIN_URL.replace(/\/\/[^@]*@/, '//');
@@ -128,7 +133,6 @@ if (alone.length) {
   queue.push(...alone);
   await runWorker();
 }
-await bundled;
 // Each file's marker is a passing test of the runner's, not of the suite.
 totals.set('tests', (totals.get('tests') ?? 0) - files.length);
 totals.set('pass', (totals.get('pass') ?? 0) - files.length);

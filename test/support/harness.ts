@@ -40,7 +40,17 @@ export type HarnessOptions = {
 
 export async function startHarness(kind: DatabaseKind, opts: HarnessOptions = {}): Promise<Harness> {
   const database = await createTestDatabase(kind);
-  const base = loadConfig({ BIZORA_DATABASE_URL: database.url, BIZORA_LOG_LEVEL: 'silent', BIZORA_PORT: '0', ...opts.env });
+  // Load shedding is off unless a test turns it on (health.test.ts): on a loaded test machine the
+  // event loop of a test process lags whatever the server does, and the suite's shared worker
+  // processes hold more heap than a server would.
+  const base = loadConfig({
+    BIZORA_DATABASE_URL: database.url,
+    BIZORA_LOG_LEVEL: 'silent',
+    BIZORA_PORT: '0',
+    BIZORA_MAX_EVENT_LOOP_DELAY_MS: '0',
+    BIZORA_MAX_HEAP_USED_MB: '0',
+    ...opts.env,
+  });
   const config: Config = opts.models ? Object.freeze({ ...base, models: opts.models }) : base;
   const queries = { count: 0 };
   const connectTo = opts.connectVia ? opts.connectVia(database.url) : database.url;
