@@ -9,7 +9,7 @@ import { costMicros } from '../src/billing/pricing.ts';
 import { countPromptTokens, countText } from '../src/lib/tokens.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness, testModel } from './support/harness.ts';
-import { type MockUpstream, startMockUpstream, WORDS, WORDS_BEFORE_FAULT } from './support/mock-upstream.ts';
+import { hugeAnswer, type MockUpstream, startMockUpstream, WORDS, WORDS_BEFORE_FAULT } from './support/mock-upstream.ts';
 
 const TIMEOUT_MS = 400;
 const FULL_TEXT = WORDS.join('');
@@ -37,6 +37,7 @@ for (const kind of testDatabaseKinds()) {
 
     before(async () => {
       mock = await startMockUpstream();
+      hugeAnswer(); // made before the clock of any request starts
       h = await startHarness(kind, {
         models: [{ ...model, upstream_url: mock.url }],
         env: { BIZORA_UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS) },

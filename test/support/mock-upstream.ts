@@ -72,6 +72,24 @@ function streamFault(res: ServerResponse, fault: (typeof STREAM_FAULTS)[number])
   }
 }
 
+/**
+ * mock:huge-answer's body, made once per process: building 17 MiB of JSON for each request took
+ * longer than a test's upstream deadline on a loaded machine, and the test got a 504, not a 502.
+ */
+let huge: Buffer | undefined;
+export const hugeAnswer = (): Buffer => {
+  huge ??= Buffer.from(
+    JSON.stringify({
+      id: 'chatcmpl-upstream123',
+      object: 'chat.completion',
+      created: 1_700_000_000,
+      model: 'mock-model',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(17 * 1024 * 1024) }, finish_reason: 'stop' }],
+    }),
+  );
+  return huge;
+};
+
 export async function startMockUpstream(opts: { promptTokens?: number } = {}): Promise<MockUpstream> {
   const state: MockUpstream = {
     url: '',
@@ -163,7 +181,7 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
       } else if (has('null-choice')) {
         json(200, { choices: [null] }); // exactly what the hostile-client pass sent
       } else if (has('huge-answer')) {
-        json(200, completion('x'.repeat(17 * 1024 * 1024)));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(hugeAnswer());
       } else if (fault === 'malformed') {
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"id": "chatcmpl-upstream123", "choices": [');
       } else if (fault === 'cut' || fault === 'stall-mid') {
