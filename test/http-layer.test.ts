@@ -116,28 +116,32 @@ describe('a body over the limit gets a 413 the client can read', () => {
 });
 
 describe('shutting down', () => {
-  test('a connection that never sent a request does not hold the close up', async () => {
+  // Without the server closing it, the close waits for the client, which never hangs up: the
+  // test's timeout fails it, and its after hook closes the socket.
+  test('a connection that never sent a request does not hold the close up', { timeout: 5000 }, async (t) => {
     const h = await startHarness('sqlite');
     const { connect } = await import('node:net');
     const socket = connect(Number(new URL(h.url).port), '127.0.0.1');
+    t.after(() => socket.destroy());
     await new Promise((resolve) => socket.once('connect', resolve));
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const started = performance.now();
-    const giveUp = setTimeout(() => socket.destroy(), 5000);
     await h.app.close();
     await closed;
-    clearTimeout(giveUp);
-    // Without the server closing it, this waits for the client to give up (5 s here).
     assert.ok(performance.now() - started < 1000, `closed after ${Math.round(performance.now() - started)} ms`);
     await h.close().catch(() => {});
   });
 
-  test('a request that arrives on a kept-alive connection while the server closes gets a 503 in our shape, with connection: close', async () => {
+  // A server that never closes the connection fails the test by its timeout.
+  test('a request that arrives on a kept-alive connection while the server closes gets a 503 in our shape, with connection: close', {
+    timeout: 5000,
+  }, async (t) => {
     const h = await startHarness('sqlite');
     const { key } = await h.newKey((await h.newAccount({ cents: 100 })).id);
     const port = Number(new URL(h.url).port);
     const { connect } = await import('node:net');
     const socket = connect(port, '127.0.0.1');
+    t.after(() => socket.destroy());
     const received: Buffer[] = [];
     socket.on('data', (d) => received.push(d));
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -162,9 +166,7 @@ describe('shutting down', () => {
         ['Authorization', `Bearer ${key}`],
       ]),
     );
-    const giveUp = setTimeout(() => socket.destroy(), 5000);
     await closed;
-    clearTimeout(giveUp);
     await closing;
     await h.close().catch(() => {});
 
