@@ -258,7 +258,7 @@ function benchKeyByCommand(databaseUrl: string, root: string): string {
 }
 
 async function startOurs(databaseUrl: string, mockOrigin: string, name: string, root = ROOT): Promise<Target> {
-  const key = { key: root === ROOT ? await benchKey(databaseUrl) : benchKeyByCommand(databaseUrl, root) };
+  const key = root === ROOT ? await benchKey(databaseUrl) : benchKeyByCommand(databaseUrl, root);
   const port = await freePort();
   const flags = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'profiles')}`] : [];
   const proc = start(
@@ -273,7 +273,7 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string, 
   );
   const origin = `http://127.0.0.1:${port}`;
   await waitFor(`${origin}/healthz`);
-  return { name, origin, headers: { authorization: `Bearer ${key.key}` }, model: 'bizora', proc, ids: new Set() };
+  return { name, origin, headers: { authorization: `Bearer ${key}` }, model: 'bizora', proc, ids: new Set() };
 }
 
 /**

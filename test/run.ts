@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { ensureWebBuild } from '../src/dashboard/web-app.ts';
 import { MARKER } from './shard-marker.ts';
@@ -56,8 +57,8 @@ const files = (only.length ? only : testFiles(root).map((f) => relative(process.
 // machine enough to make timing tests fail.
 const workers = Math.min(files.length, Number(process.env.BIZORA_TEST_WORKERS) || 2);
 // Files that measure how fast the server answers while it works hard run last, on a machine with
-// nothing else of ours running: beside two other workers on two cores, any process can wait
-// 100 ms and more for a CPU, whatever the server does.
+// nothing else of ours running: beside another worker and its child processes on two cores, any
+// process can wait 100 ms and more for a CPU, whatever the server does.
 const ALONE = new Set([join('test', 'bounded-work.test.ts')]);
 const queue = files.filter((f) => !ALONE.has(f));
 const alone = files.filter((f) => ALONE.has(f));
@@ -72,7 +73,6 @@ let failed = false;
 function relay(out: NodeJS.ReadableStream): Promise<void> {
   let pending: string[] = [];
   let skipping = false;
-  let partial = '';
   const line = (l: string) => {
     if (skipping) {
       if (l === '  ...') skipping = false;
@@ -95,15 +95,10 @@ function relay(out: NodeJS.ReadableStream): Promise<void> {
     if (/^1\.\.\d+$|^# duration_ms |^TAP version/.test(l)) return;
     pending.push(l);
   };
-  out.setEncoding('utf8');
-  out.on('data', (chunk: string) => {
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) line(l);
-  });
+  const lines = createInterface({ input: out, crlfDelay: Number.POSITIVE_INFINITY });
+  lines.on('line', line);
   return new Promise((resolve) =>
-    out.on('end', () => {
-      if (partial) line(partial);
+    lines.on('close', () => {
       if (pending.length) process.stdout.write(`${pending.join('\n')}\n`);
       resolve();
     }),

@@ -66,7 +66,6 @@ const DECODE_SLICE_BYTES = 1024 * 1024;
  * kept whole by the decoder.
  */
 async function decodeInSlices(bytes: Buffer): Promise<string> {
-  if (bytes.length <= DECODE_SLICE_BYTES) return bytes.toString('utf8');
   const decoder = new StringDecoder('utf8');
   const parts: string[] = [];
   for (let at = 0; at < bytes.length; at += DECODE_SLICE_BYTES) {
@@ -83,12 +82,13 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
   // As bytes, with Fastify's own body limit and Content-Length checks; decoded here.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    decodeInSlices(body as Buffer).then(
-      (text) => {
-        if (jsonNestsDeeperThan(text, MAX_JSON_DEPTH)) done(new ApiError('json_too_deep', { param: null }), undefined);
-        else parse(request, text, done);
-      },
-      (err: unknown) => done(err as Error, undefined),
-    );
+    const parseText = (text: string) => {
+      if (jsonNestsDeeperThan(text, MAX_JSON_DEPTH)) done(new ApiError('json_too_deep', { param: null }), undefined);
+      else parse(request, text, done);
+    };
+    const bytes = body as Buffer;
+    // Every ordinary request: at once, without a promise on the request path.
+    if (bytes.length <= DECODE_SLICE_BYTES) parseText(bytes.toString('utf8'));
+    else decodeInSlices(bytes).then(parseText, (err: unknown) => done(err as Error, undefined));
   });
 }
