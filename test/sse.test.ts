@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type RequestListener, request } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
@@ -27,10 +27,12 @@ const writerOptions = (o: { stallMs?: number; signal?: AbortSignal } = {}) => ({
 });
 
 describe('server-sent events out', () => {
-  test('a reader that stops reading stops the writer; nothing is lost or reordered, and [DONE] ends it', async () => {
+  test('a reader that stops reading stops the writer; nothing is lost or reordered, and [DONE] ends it', { timeout: 10_000 }, async () => {
     let sent = 0;
     let maxQueued = 0;
+    let out: ServerResponse | undefined;
     const writer: RequestListener = async (_req, res) => {
+      out = res;
       res.writeHead(200, SSE_HEADERS);
       const sse = new SseWriter(res, writerOptions());
       for (let i = 0; i < EVENTS; i++) {
@@ -47,7 +49,9 @@ describe('server-sent events out', () => {
       req.end();
       const [res] = (await once(req, 'response')) as [IncomingMessage];
       res.pause();
-      await sleep(300);
+      // Until the socket's buffers are full and the writer waits for them to drain (how long that
+      // takes depends on the machine's load, not on the writer).
+      while (!out?.writableNeedDrain) await sleep(10);
       const sentWhilePaused = sent;
       await sleep(200);
       // 20 MB is more than the socket buffers hold: the writer waits for the reader.
