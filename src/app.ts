@@ -179,9 +179,15 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     connections.closeAll();
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: no promise on every request's path.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    refuseBadRequest(request, closing);
+    try {
+      refuseBadRequest(request, closing);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {

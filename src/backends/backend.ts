@@ -47,7 +47,7 @@ export type ChatChunk = {
     finish_reason: string | null;
     [k: string]: unknown;
   }>;
-  usage?: Usage | null;
+  usage?: Usage | null | undefined;
   [k: string]: unknown;
 };
 

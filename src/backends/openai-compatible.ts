@@ -196,16 +196,22 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
  * 200 followed by an error event. Returning early closes the upstream stream too.
  */
 async function startedStream(chunks: AsyncGenerator<ChatChunk>): Promise<AsyncIterable<ChatChunk>> {
-  const first = await chunks.next();
-  return (async function* () {
-    try {
-      if (first.done) return;
-      yield first.value;
-      yield* chunks;
-    } finally {
-      await chunks.return(undefined);
-    }
-  })();
+  let first: IteratorResult<ChatChunk> | undefined = await chunks.next();
+  // The rest is `chunks` itself, not a generator around it: one more generator per stream added
+  // promises to every chunk.
+  const iterator: AsyncIterableIterator<ChatChunk> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next() {
+      const taken = first;
+      first = undefined;
+      return taken ? Promise.resolve(taken) : chunks.next();
+    },
+    return(value?: unknown) {
+      first = undefined;
+      return chunks.return(value);
+    },
+  };
+  return iterator;
 }
 
 export class OpenAICompatibleBackend implements ChatBackend {

@@ -18,15 +18,13 @@ const isTokenCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v 
 /**
  * The upstream's usage when both counts are plain token counts, else null: the gateway then
  * bills by its own count. Negative, fractional, huge or non-numeric counts are never passed on.
+ * Like the rest of this file it completes the freshly parsed object in place: a copy of every
+ * chunk of every stream was garbage the collector paid for on the hot path.
  */
 export function normaliseUsage(raw: unknown): Usage | null {
   if (!isObject(raw) || !isTokenCount(raw.prompt_tokens) || !isTokenCount(raw.completion_tokens)) return null;
-  return {
-    ...raw,
-    prompt_tokens: raw.prompt_tokens,
-    completion_tokens: raw.completion_tokens,
-    total_tokens: raw.prompt_tokens + raw.completion_tokens,
-  };
+  raw.total_tokens = raw.prompt_tokens + raw.completion_tokens;
+  return raw as Usage;
 }
 
 /** Text content as the SDKs accept it in an answer: a string, null, absent, or content parts. */
@@ -44,26 +42,19 @@ const malformed = (what: string) => new ApiError('upstream_error', { message: `T
 /** A complete JSON answer; throws a 502 unless every choice is an object with a message. */
 export function normaliseCompletion(raw: unknown): ChatCompletion {
   if (!isObject(raw)) throw malformed('not an object');
-  if (!Array.isArray(raw.choices)) throw malformed('no choices');
-  const choices = raw.choices.map((c: unknown, i): ChatCompletion['choices'][number] => {
+  const choices = raw.choices;
+  if (!Array.isArray(choices)) throw malformed('no choices');
+  for (let i = 0; i < choices.length; i++) {
+    const c: unknown = choices[i];
     if (!isObject(c) || !isObject(c.message)) throw malformed('a choice without a message');
-    if (!isContent(c.message.content)) throw malformed('message content is neither text nor null');
-    const message = {
-      ...c.message,
-      role: typeof c.message.role === 'string' ? c.message.role : 'assistant',
-      content: (c.message.content ?? null) as string | null,
-    };
-    return { ...c, index: indexOr(c.index, i), message, finish_reason: finishReason(c.finish_reason) };
-  });
-  return {
-    ...raw,
-    id: typeof raw.id === 'string' ? raw.id : '',
-    object: 'chat.completion',
-    created: unixSecondsOr(raw.created),
-    model: typeof raw.model === 'string' ? raw.model : '',
-    choices,
-    usage: normaliseUsage(raw.usage),
-  };
+    const message = c.message;
+    if (!isContent(message.content)) throw malformed('message content is neither text nor null');
+    if (typeof message.role !== 'string') message.role = 'assistant';
+    message.content ??= null;
+    c.index = indexOr(c.index, i);
+    c.finish_reason = finishReason(c.finish_reason);
+  }
+  return completed(raw, 'chat.completion') as ChatCompletion;
 }
 
 /**
@@ -73,21 +64,31 @@ export function normaliseCompletion(raw: unknown): ChatCompletion {
  */
 export function normaliseChunk(raw: unknown): ChatChunk {
   if (!isObject(raw)) throw malformed('a stream event that is not an object');
-  if (raw.choices != null && !Array.isArray(raw.choices)) throw malformed('stream choices that are not a list');
-  const choices: ChatChunk['choices'] = [];
-  for (const [i, c] of ((raw.choices as unknown[] | null | undefined) ?? []).entries()) {
-    if (!isObject(c)) continue;
-    const delta = isObject(c.delta) ? c.delta : {};
-    if (!isContent(delta.content)) throw malformed('delta content is neither text nor null');
-    choices.push({ ...c, index: indexOr(c.index, i), delta, finish_reason: finishReason(c.finish_reason) });
+  let choices = raw.choices ?? [];
+  if (!Array.isArray(choices)) throw malformed('stream choices that are not a list');
+  let dropped = false;
+  for (let i = 0; i < choices.length; i++) {
+    const c: unknown = choices[i];
+    if (!isObject(c)) {
+      dropped = true;
+      continue;
+    }
+    if (!isObject(c.delta)) c.delta = {};
+    if (!isContent((c.delta as Obj).content)) throw malformed('delta content is neither text nor null');
+    c.index = indexOr(c.index, i);
+    c.finish_reason = finishReason(c.finish_reason);
   }
-  return {
-    ...raw,
-    id: typeof raw.id === 'string' ? raw.id : '',
-    object: 'chat.completion.chunk',
-    created: unixSecondsOr(raw.created),
-    model: typeof raw.model === 'string' ? raw.model : '',
-    choices,
-    usage: normaliseUsage(raw.usage),
-  };
+  if (dropped) choices = choices.filter(isObject);
+  raw.choices = choices;
+  return completed(raw, 'chat.completion.chunk') as ChatChunk;
+}
+
+/** The fields every answer and chunk has, set where the upstream left them out or got them wrong. */
+function completed(raw: Obj, object: string): Obj {
+  if (typeof raw.id !== 'string') raw.id = '';
+  raw.object = object;
+  raw.created = unixSecondsOr(raw.created);
+  if (typeof raw.model !== 'string') raw.model = '';
+  raw.usage = normaliseUsage(raw.usage);
+  return raw;
 }

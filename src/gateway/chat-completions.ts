@@ -219,7 +219,11 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       bill: true,
       finishReason,
     });
-    return reply.send({ ...answer, id: completionIdFor(meter.ctx.requestId), model: meter.ctx.model.id, usage: withCost(usage, charged) });
+    // The answer is this request's own (parsed for it), so it is completed in place, not copied.
+    answer.id = completionIdFor(meter.ctx.requestId);
+    answer.model = meter.ctx.model.id;
+    answer.usage = withCost(usage, charged);
+    return reply.send(answer);
   }
 
   async function sendStream(
@@ -257,8 +261,12 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         }
         // The backend's usage chunk is replaced by ours (with the cost) at the end.
         if (choices.length === 0) continue;
-        const { usage: _u, ...rest } = chunk;
-        await sse.send({ ...rest, id: completionId, model: model.id });
+        // The chunk is this request's own (parsed or built for it), so it is sent as it is, not copied.
+        chunk.id = completionId;
+        chunk.model = model.id;
+        chunk.usage = undefined;
+        const backpressure = sse.send(chunk);
+        if (backpressure) await backpressure;
         if (lifetime.reason) break;
       }
     } catch (err) {

@@ -38,25 +38,30 @@ export class SseWriter {
     return !this.res.destroyed && !this.res.writableEnded;
   }
 
-  async send(data: unknown): Promise<void> {
-    if (this.draining) await this.draining;
-    if (!this.open) return;
+  /**
+   * Queues one event. While the reader is behind it returns a promise the caller awaits before
+   * its next send (so at most one event waits beyond the socket's high-water mark); otherwise
+   * nothing, so that a stream the reader keeps up with costs no promise per event.
+   */
+  send(data: unknown): Promise<void> | undefined {
+    if (!this.open) return undefined;
     // One res.write per upstream read, not one per event: the events of a read are queued here
     // and written on the next tick, as one chunk of the chunked body.
     this.pending += `data: ${JSON.stringify(data)}\n\n`;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(() => this.flush());
+      process.nextTick(this.flush);
     }
+    return this.draining;
   }
 
-  private flush(): void {
+  private readonly flush = (): void => {
     this.flushScheduled = false;
     const frames = this.pending;
     this.pending = '';
     if (!frames || !this.open) return;
     if (!this.res.write(frames) && !this.opts.signal.aborted) this.draining = this.drained();
-  }
+  };
 
   /** Resolves on 'drain', on close, when the request is ended, or at the stall deadline (closing the connection). */
   private drained(): Promise<void> {
