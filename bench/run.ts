@@ -9,7 +9,7 @@
 // revision's server beside ours on SQLite, in the same interleaved rounds: a before/after on the
 // same machine at the same time, which a noisy machine needs (bench/README.md).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +39,9 @@ const { values: args } = parseArgs({
   },
 });
 const SMOKE = args.smoke === true;
+// Portkey is a comparison for the full run; the smoke run (CI) drives our own targets only.
+const PORTKEY = !args['no-portkey'] && !SMOKE;
+const PORTKEY_PACKAGE = '@portkey-ai/gateway@1.15.2';
 const ROUNDS = Number(args.rounds ?? (SMOKE ? 1 : 3));
 const DURATION_S = Number(args.duration ?? (SMOKE ? 1 : 6));
 const SAMPLES = Number(args.samples ?? (SMOKE ? 50 : 1500));
@@ -296,6 +299,10 @@ async function startRevision(
   };
   process.on('exit', remove);
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  // A revision with a build step is built as `npm start` would; older ones built themselves.
+  if (existsSync(join(dir, 'scripts', 'build.mjs'))) {
+    execFileSync(process.execPath, [join(dir, 'scripts', 'build.mjs'), '--quiet'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
   const short = execFileSync('git', ['rev-parse', '--short', revision], { cwd: ROOT, encoding: 'utf8' }).trim();
   const databaseUrl = `sqlite:${join(scratch, 'ab.db')}`;
   const target = await startOurs(databaseUrl, mockOrigin, `bizora (SQLite) @ ${short}`, dir);
@@ -358,8 +365,23 @@ function stopAll(): void {
 process.on('exit', stopAll);
 process.on('SIGINT', () => process.exit(130));
 
+/** Portkey's gateway, installed on first use into bench/.portkey (it is not one of our dependencies). */
+function portkeyServer(): string {
+  const prefix = join(ROOT, 'bench', '.portkey');
+  const server = join(prefix, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+  if (!existsSync(server)) {
+    log(`installing ${PORTKEY_PACKAGE} into bench/.portkey (once; --no-portkey skips it)`);
+    execFileSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-audit', '--no-fund', '--no-package-lock', PORTKEY_PACKAGE], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+  return server;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
+  // The server under test runs its build, as `npm start` does.
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--if-stale', '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const scratch = mkdtempSync(join(tmpdir(), 'bizora-bench-'));
   const mockPort = await freePort();
   const mockOrigin = `http://127.0.0.1:${mockPort}`;
@@ -378,12 +400,9 @@ async function main(): Promise<number> {
   const ab = args.ab ? await startRevision(args.ab, scratch, mockOrigin) : undefined;
   if (ab) targets.push(ab.target);
 
-  if (!args['no-portkey']) {
+  if (PORTKEY) {
     const pkPort = await freePort();
-    const pkProc = start(
-      [process.execPath, 'node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${pkPort}`, '--headless'],
-      {},
-    );
+    const pkProc = start([process.execPath, portkeyServer(), `--port=${pkPort}`, '--headless'], {});
     const portkey: Target = {
       name: 'portkey gateway',
       origin: `http://127.0.0.1:${pkPort}`,

@@ -19,7 +19,7 @@ test('npm run bench -- --smoke drives every target and checks its own honesty', 
   );
   const { stdout } = run;
   assert.match(stdout, /\| target \| mode \| conns \| req\/s \|/);
-  for (const target of ['direct upstream', 'bare forwarder', 'bizora \\(SQLite\\)', 'portkey gateway']) {
+  for (const target of ['direct upstream', 'bare forwarder', 'bizora \\(SQLite\\)']) {
     assert.match(stdout, new RegExp(`\\| ${target} \\| json \\| 32 \\|`), target);
     assert.match(stdout, new RegExp(`\\| ${target} \\| stream \\| 32 \\|`), target);
   }

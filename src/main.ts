@@ -3,9 +3,8 @@
 // grace period, end the rest (billed for what they produced), settle, close the database, exit 0.
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, REQUEST_GRACE_MS } from './config.ts';
-import { ensureWebBuild } from './dashboard/web-app.ts';
 import { createDeps } from './deps.ts';
-import { tuneHeap } from './lib/memory.ts';
+import { collectStartupGarbage } from './lib/memory.ts';
 
 export async function serve(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -18,7 +17,6 @@ export async function serve(): Promise<void> {
     }
     throw err;
   }
-  await ensureWebBuild((msg) => console.log(msg));
   const deps = await createDeps(config);
   const app = await buildApp(deps);
   for (const line of deps.models.describe()) app.log.info(line);
@@ -26,7 +24,7 @@ export async function serve(): Promise<void> {
   deps.lastUsed.start();
   deps.sweeper.start((err) => app.log.error({ err }, 'hold sweep failed'));
   deps.sessionSweeper.start((err) => app.log.error({ err }, 'session sweep failed'));
-  tuneHeap();
+  collectStartupGarbage();
   await app.listen({ host: config.host, port: config.port });
 
   let stopping = false;

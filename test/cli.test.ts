@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BIN, ensureBuilt } from './support/build.ts';
 import { DashboardClient } from './support/dashboard-client.ts';
 import { createTestDatabase, testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
-const BIN = fileURLToPath(new URL('../bin/bizora.js', import.meta.url));
+ensureBuilt();
 const run = promisify(execFile);
 
 for (const kind of testDatabaseKinds()) {

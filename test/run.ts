@@ -6,8 +6,8 @@ import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { ensureWebBuild } from '../src/dashboard/web-app.ts';
 import { MARKER } from './shard-marker.ts';
+import { ensureBuilt } from './support/build.ts';
 import { PG_ADMIN_URL } from './support/databases.ts';
 
 async function postgresReachable(): Promise<string | null> {
@@ -32,15 +32,10 @@ function testFiles(dir: string): string[] {
 }
 
 const root = new URL('.', import.meta.url).pathname;
-// The `bizora` bundle and the dashboard are (re)built by the first process that finds them
-// stale; built here once, before any test runs, no test process builds them beside the others
-// (on a fresh clone several served processes each ran a Vite build at once, and the load made
-// timing tests fail).
-const bundled = new Promise((resolve) =>
-  spawn(process.execPath, [join(root, '..', 'bin', 'bizora.js'), '--help'], { stdio: 'ignore' }).on('exit', resolve),
-);
-await ensureWebBuild((msg) => console.log(`# ${msg}`));
-await bundled;
+// The server and the dashboard are built (when stale) once, before any test runs: the served
+// processes and the CLI tests run dist/ as `npm start` does, and no test builds beside the others.
+ensureBuilt();
+process.env.BIZORA_TEST_BUILT = '1';
 const problem = await postgresReachable();
 if (problem) {
   const where = PG_ADMIN_URL.replace(/\/\/[^@]*@/, '//');

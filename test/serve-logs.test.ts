@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BIN, ensureBuilt } from './support/build.ts';
 import { freePort } from './support/free-port.ts';
 
-const BIN = fileURLToPath(new URL('../bin/bizora.js', import.meta.url));
+ensureBuilt();
 const run = promisify(execFile);
 
 test('the served process logs each request as one JSON line on stdout, without the key', { timeout: 120_000 }, async (t) => {

@@ -2,7 +2,6 @@
 // process itself (logs, crash, shutdown), and an account seeded straight into its database.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createAccount } from '../../src/accounts/account-store.ts';
 import { grantCredit } from '../../src/billing/ledger.ts';
 import { createLedgerExecutor } from '../../src/billing/ledger-executor.ts';
@@ -10,9 +9,12 @@ import { centsToMicros } from '../../src/billing/pricing.ts';
 import { openDatabase } from '../../src/db/connection.ts';
 import { migrateToLatest } from '../../src/db/migrations.ts';
 import { createKey } from '../../src/keys/key-store.ts';
+import { BIN, ensureBuilt } from './build.ts';
 import { freePort } from './free-port.ts';
 
-export const BIN = fileURLToPath(new URL('../../bin/bizora.js', import.meta.url));
+export { BIN };
+
+ensureBuilt();
 
 export type Served = { base: string; process: ChildProcess; exited: Promise<number | null>; output: () => string };
 
