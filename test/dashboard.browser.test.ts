@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { ensureWebBuild } from '../src/dashboard/web-app.ts';
+import { ensureBuilt } from './support/build.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 
 const CHROMIUM = process.env.BIZORA_CHROMIUM ?? '/usr/bin/chromium';
@@ -22,7 +22,7 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
   // Everything the browser refused under the Content-Security-Policy, on every page of every test.
   const cspViolations: string[] = [];
   before(async () => {
-    await ensureWebBuild();
+    ensureBuilt();
     h = await startHarness('sqlite', { env: { BIZORA_SIGNUP_CREDIT_CENTS: '500' } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -237,6 +237,98 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await page.getByLabel('Password').fill('a long enough password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'API Keys' }).waitFor();
+    await context.close();
+  });
+
+  /** Creates a key through Create New Key, on the API Keys page; returns the key and its id. */
+  async function createKeyInPage(page: Page, name: string): Promise<{ key: string; id: string }> {
+    await page.getByRole('button', { name: 'Create New Key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create New Key' });
+    await create.getByLabel('Name').fill(name);
+    await create.getByRole('button', { name: 'Create key' }).click();
+    const shown = page.getByRole('dialog', { name: 'Your new API key' });
+    const key = await shown.getByTestId('new-key').inputValue();
+    await shown.getByRole('button', { name: 'Done' }).click();
+    const id = await page.locator('tbody tr', { hasText: name }).getAttribute('data-key-id');
+    assert.ok(id);
+    return { key, id };
+  }
+
+  test('a failing load shows an error and a retry, never an empty list', async () => {
+    const context = await browser.newContext();
+    const page = await newPage(context);
+    await signUp(page, 'fifth@example.com');
+    await page.getByText('No keys yet').waitFor();
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Billing' }).click();
+    await page.getByRole('heading', { name: 'Billing' }).waitFor();
+
+    // The server answers /keys with an error: its message is shown, not "No keys yet".
+    await page.route('**/dashboard/api/keys', (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { message: 'The database is not answering.', type: 'server_error', code: 'service_unavailable' } }),
+      }),
+    );
+    await nav.getByRole('link', { name: 'API Keys' }).click();
+    await page.getByRole('alert').getByText('Could not load your keys: The database is not answering.').waitFor();
+    assert.equal(await page.getByText('No keys yet').count(), 0);
+    assert.equal(await page.locator('table').count(), 0);
+
+    // The connection fails: said so too, and Try again loads the keys once the server answers.
+    await page.unroute('**/dashboard/api/keys');
+    await page.route('**/dashboard/api/keys', (route) => route.abort('connectionfailed'));
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/Could not load your keys: The server could not be reached/)
+      .waitFor();
+    await page.unroute('**/dashboard/api/keys');
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page.getByText('No keys yet').waitFor();
+    assert.equal(await page.getByRole('alert').count(), 0);
+    await context.close();
+  });
+
+  test('a slow answer to an older usage filter never replaces the newer one', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await newPage(context);
+    await signUp(page, 'sixth@example.com');
+    const alpha = await createKeyInPage(page, 'alpha');
+    const beta = await createKeyInPage(page, 'beta');
+    assert.equal((await chat(alpha.key)).status, 200);
+    assert.equal((await chat(beta.key)).status, 200);
+
+    // The server's real answer for the alpha filter is held back until the beta one is shown.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.route(`**/dashboard/api/usage?*key_id=${alpha.id}*`, async (route) => {
+      const response = await route.fetch();
+      await held;
+      await route.fulfill({ response });
+    });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Usage' }).click();
+    const rows = page.locator('tbody tr');
+    await rows.filter({ hasText: 'alpha' }).waitFor();
+    await rows.filter({ hasText: 'beta' }).waitFor();
+
+    const select = page.getByLabel('Key');
+    await select.selectOption(alpha.id);
+    await select.selectOption(beta.id);
+    await page.waitForFunction("document.querySelectorAll('tbody tr').length === 1");
+    assert.equal(await rows.filter({ hasText: 'beta' }).count(), 1);
+
+    const staleAnswer = page.waitForResponse((r) => r.url().includes(`key_id=${alpha.id}`));
+    release();
+    await (await staleAnswer).finished();
+    // Time for the page to take the answer in (it would render alpha's row if it applied it).
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+    assert.equal(await rows.count(), 1);
+    assert.equal(await rows.filter({ hasText: 'beta' }).count(), 1);
+    assert.equal(await select.inputValue(), beta.id);
     await context.close();
   });
 

@@ -1,6 +1,6 @@
 // The dashboard shell: session state, hash routes, and the Developers navigation.
 import type React from 'react';
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { type Account, api, setSignedOutHandler } from './api.ts';
 import { Layout } from './components/Layout.tsx';
 import { AccountsPage } from './pages/AccountsPage.tsx';
@@ -9,7 +9,9 @@ import { AuthPage } from './pages/AuthPage.tsx';
 import { BillingPage } from './pages/BillingPage.tsx';
 import { GenerationPage } from './pages/GenerationPage.tsx';
 import { GettingStartedPage } from './pages/GettingStartedPage.tsx';
-import { UsagePage } from './pages/UsagePage.tsx';
+
+// The usage page carries the charts library: its own chunk, loaded when the page is first opened.
+const UsagePage = lazy(() => import('./pages/UsagePage.tsx').then((m) => ({ default: m.UsagePage })));
 
 const useHash = (): string => {
   const [hash, setHash] = useState(window.location.hash.slice(1) || '/developers/api-keys');
@@ -27,6 +29,8 @@ export function App() {
   const [apiBase, setApiBase] = useState(`${window.location.origin}/v1`);
   const [signupCredit, setSignupCredit] = useState(0);
   const [signupOpen, setSignupOpen] = useState(true);
+  // The session could not be loaded (server down, network): said so, not shown as signed out.
+  const [sessionError, setSessionError] = useState<string | null>(null);
 
   const refresh = useCallback(async () => {
     const s = await api.session();
@@ -36,10 +40,15 @@ export function App() {
     setSignupOpen(s.signup === 'open');
   }, []);
 
+  const load = useCallback(() => {
+    setSessionError(null);
+    refresh().catch((err: Error) => setSessionError(err.message || 'The dashboard could not reach the server.'));
+  }, [refresh]);
+
   useEffect(() => {
     setSignedOutHandler(() => setAccount(null));
-    refresh().catch(() => setAccount(null));
-  }, [refresh]);
+    load();
+  }, [load]);
 
   // The header shows the balance: refresh it whenever the developer moves to another page.
   const signedIn = !!account;
@@ -52,6 +61,15 @@ export function App() {
       );
   }, [route, signedIn]);
 
+  if (account === undefined && sessionError)
+    return (
+      <div className="load-error" role="alert">
+        <p>The dashboard could not load your session: {sessionError}</p>
+        <button type="button" onClick={load}>
+          Try again
+        </button>
+      </div>
+    );
   if (account === undefined) return <div className="loading">Loading…</div>;
   if (account === null) {
     return (
@@ -84,7 +102,7 @@ export function App() {
         await refresh();
       }}
     >
-      {page}
+      <Suspense fallback={<div className="loading">Loading…</div>}>{page}</Suspense>
     </Layout>
   );
 }

@@ -1,10 +1,12 @@
 // Developers -> API Keys: the seed page's "Create New Key", "Copy the key (shown only once!)" and
 // "Revoke Key", exactly under those names.
-import { type FormEvent, useCallback, useEffect, useState } from 'react';
+import { type FormEvent, useState } from 'react';
 import { ApiFailure, type ApiKey, api } from '../api.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
+import { LoadStatus } from '../components/LoadStatus.tsx';
 import { Modal } from '../components/Modal.tsx';
 import { when } from '../format.ts';
+import { useLoad } from '../use-load.ts';
 
 function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) {
   const [name, setName] = useState('');
@@ -143,16 +145,11 @@ function RevokeDialog(props: { apiKey: ApiKey; onClose: () => void; onRevoked: (
 }
 
 export function ApiKeysPage() {
-  const [keys, setKeys] = useState<ApiKey[] | null>(null);
+  const state = useLoad(() => api.keys().then((r) => r.data), []);
+  const keys = state.data;
+  const load = state.reload;
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
-  const load = useCallback(() => {
-    api.keys().then(
-      (r) => setKeys(r.data),
-      () => setKeys([]),
-    );
-  }, []);
-  useEffect(load, [load]);
 
   return (
     <section>
@@ -167,9 +164,8 @@ export function ApiKeysPage() {
           Create New Key
         </button>
       </div>
-      {keys === null ? (
-        <p className="muted">Loading…</p>
-      ) : keys.length === 0 ? (
+      <LoadStatus state={state} what="your keys" />
+      {keys === undefined ? null : keys.length === 0 ? (
         <div className="empty card">
           <p>No keys yet. Create one to start calling the API.</p>
         </div>

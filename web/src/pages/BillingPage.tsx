@@ -1,7 +1,9 @@
-import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { type Account, ApiFailure, api, type LedgerEntry } from '../api.ts';
+import { LoadStatus } from '../components/LoadStatus.tsx';
 import { Stat } from '../components/Stat.tsx';
 import { dollars, when } from '../format.ts';
+import { useLoad } from '../use-load.ts';
 
 const KIND_LABEL: Record<LedgerEntry['kind'], string> = {
   grant: 'Credit',
@@ -99,12 +101,10 @@ function GrantForm(props: { onGranted: () => void }) {
 
 export function BillingPage(props: { account: Account; onChange: () => Promise<void> }) {
   const [pages, setPages] = useState<string[]>([]);
-  const [data, setData] = useState<{ account: Account; entries: LedgerEntry[]; next_before: string | null } | null>(null);
   const cursor = pages.at(-1);
-  const load = useCallback(() => {
-    api.billing(cursor).then(setData, () => {});
-  }, [cursor]);
-  useEffect(load, [load]);
+  const state = useLoad(() => api.billing(cursor), [cursor]);
+  const { data } = state;
+  const load = state.reload;
   const account = data?.account ?? props.account;
 
   return (
@@ -131,7 +131,8 @@ export function BillingPage(props: { account: Account; onChange: () => Promise<v
         />
       ) : null}
       <h2>Ledger</h2>
-      {data && data.entries.length === 0 ? (
+      <LoadStatus state={state} what="the ledger" />
+      {data === undefined ? null : data.entries.length === 0 ? (
         <div className="empty card">No ledger entries yet.</div>
       ) : (
         <table className="table">
@@ -145,7 +146,7 @@ export function BillingPage(props: { account: Account; onChange: () => Promise<v
             </tr>
           </thead>
           <tbody>
-            {(data?.entries ?? []).map((e) => (
+            {data.entries.map((e) => (
               <tr key={e.id}>
                 <td>{when(e.created_at)}</td>
                 <td>
@@ -160,12 +161,12 @@ export function BillingPage(props: { account: Account; onChange: () => Promise<v
         </table>
       )}
       <div className="pager">
-        <button type="button" disabled={pages.length === 0} onClick={() => setPages((p) => p.slice(0, -1))}>
+        <button type="button" disabled={pages.length === 0 || state.loading} onClick={() => setPages((p) => p.slice(0, -1))}>
           ← Newer
         </button>
         <button
           type="button"
-          disabled={!data?.next_before}
+          disabled={!data?.next_before || state.loading}
           onClick={() => data?.next_before && setPages((p) => [...p, data.next_before as string])}
         >
           Older →

@@ -1,20 +1,18 @@
-import { useEffect, useState } from 'react';
-import { api, type Generation } from '../api.ts';
+import { api } from '../api.ts';
 import { CopyBlock } from '../components/CopyBlock.tsx';
+import { LoadStatus } from '../components/LoadStatus.tsx';
+import { useLoad } from '../use-load.ts';
 
 export function GenerationPage(props: { id: string; apiBase: string }) {
-  const [g, setG] = useState<Generation | null>(null);
-  const [missing, setMissing] = useState(false);
-  useEffect(() => {
-    api.generation(props.id).then(setG, () => setMissing(true));
-  }, [props.id]);
+  const state = useLoad(() => api.generation(props.id), [props.id]);
+  const g = state.data;
   return (
     <section>
       <p>
         <a href="#/developers/usage">← Usage</a>
       </p>
       <h1>Request {props.id}</h1>
-      {missing ? <p className="error">No request with this id in your account.</p> : null}
+      <LoadStatus state={state} what="this request" />
       {g ? (
         <>
           <p className="muted">

@@ -1,10 +1,10 @@
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { api, type DailyUsage, type Generation } from '../api.ts';
+import { LoadStatus } from '../components/LoadStatus.tsx';
 import { Stat } from '../components/Stat.tsx';
 import { count, dollars } from '../format.ts';
-
-type UsageData = Awaited<ReturnType<typeof api.usage>>;
+import { useLoad } from '../use-load.ts';
 
 function Chart(props: { daily: DailyUsage[] }) {
   const data = props.daily.map((d) => ({
@@ -60,10 +60,8 @@ export function UsagePage() {
   const [days, setDays] = useState(30);
   const [keyId, setKeyId] = useState('');
   const [model, setModel] = useState('');
-  const [data, setData] = useState<UsageData | null>(null);
-  useEffect(() => {
-    api.usage({ days, ...(keyId ? { key_id: keyId } : {}), ...(model ? { model } : {}) }).then(setData, () => {});
-  }, [days, keyId, model]);
+  const state = useLoad(() => api.usage({ days, ...(keyId ? { key_id: keyId } : {}), ...(model ? { model } : {}) }), [days, keyId, model]);
+  const { data } = state;
   const totals = (data?.daily ?? []).reduce(
     (t, d) => ({
       requests: t.requests + d.requests,
@@ -114,9 +112,10 @@ export function UsagePage() {
         <Stat label="Tokens" value={count(totals.tokens)} />
         <Stat label="Cost" value={dollars(totals.cost)} />
       </div>
+      <LoadStatus state={state} what="your usage" />
       {data ? <Chart daily={data.daily} /> : null}
       <h2>Recent requests</h2>
-      {data && data.recent.length === 0 ? (
+      {data === undefined ? null : data.recent.length === 0 ? (
         <div className="empty card">No requests yet. Try the examples in Getting started.</div>
       ) : (
         <table className="table">
@@ -132,7 +131,7 @@ export function UsagePage() {
             </tr>
           </thead>
           <tbody>
-            {(data?.recent ?? []).map((g) => (
+            {data.recent.map((g) => (
               <tr key={g.request_id}>
                 <td>{new Date(g.created * 1000).toLocaleString()}</td>
                 <td>{keyName(g.key_id)}</td>
