@@ -51,8 +51,9 @@ async function buildServer() {
     outdir: tmp,
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunks/[name]-[hash]',
-    // Native addons stay outside; so does pg's optional native binding, which is not installed.
-    external: ['better-sqlite3', 'pg-native'],
+    // Native addons stay outside; so does pg's optional native binding, which is not installed,
+    // and Swagger UI, which serves files from its own folder.
+    external: ['better-sqlite3', 'pg-native', '@fastify/swagger-ui'],
     // Bundled CommonJS packages call require() for Node's own modules.
     banner: { js: "import { createRequire as __bizoraRequire } from 'node:module'; const require = __bizoraRequire(import.meta.url);" },
     logLevel: 'warning',

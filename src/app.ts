@@ -5,6 +5,7 @@ import underPressure from '@fastify/under-pressure';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { sql } from 'kysely';
 import pino from 'pino';
+import { Type } from 'typebox';
 import { dashboardApiPlugin } from './dashboard/plugin.ts';
 import { webAppPlugin } from './dashboard/web-app.ts';
 import { databaseUnavailable } from './db/connection.ts';
@@ -14,8 +15,10 @@ import { v1Plugin } from './gateway/v1-plugin.ts';
 import { AllowedMethods } from './http/allowed-methods.ts';
 import { ClientConnections } from './http/client-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
+import { errorResponses, registerOpenApi, serializers } from './http/openapi.ts';
 import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
+import { PACKAGE_VERSION } from './lib/project-root.ts';
 
 type AjvError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
 
@@ -121,6 +124,8 @@ export type AppOptions = {
   logStream?: NodeJS.WritableStream;
 };
 
+const Health = Type.Object({ status: Type.Literal('ok'), database: Type.Optional(Type.String()) });
+
 export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<FastifyInstance> {
   // Made once the app (and its logger) exists; Fastify calls clientErrorHandler only after that.
   let connections: ClientConnections;
@@ -165,6 +170,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     genReqId: () => newId('req'),
     logController: new OneLinePerRequest(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    schemaController: { compilersFactory: { buildSerializer: serializers.buildSerializer as never } },
   });
   app.decorateRequest('auth', null);
   connections = new ClientConnections(app.log, MAX_URL_LENGTH);
@@ -232,10 +238,17 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
       });
     },
   });
+  // Every route registered from here on is in the OpenAPI document (/openapi.json, /docs).
+  await registerOpenApi(app, { version: PACKAGE_VERSION });
+  const health = { tags: ['Operations'], response: { 200: Health, ...errorResponses() } };
   // Liveness: cheap, touches nothing, answered even under load, not logged at info.
-  app.get('/healthz', { logLevel: 'warn', config: { pressureHandler: () => undefined } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    { logLevel: 'warn', config: { pressureHandler: () => undefined }, schema: { ...health, summary: 'Liveness: the process serves' } },
+    async () => ({ status: 'ok' }),
+  );
   // Readiness: the database answers within its deadline.
-  app.get('/readyz', { logLevel: 'warn' }, async (request) => {
+  app.get('/readyz', { logLevel: 'warn', schema: { ...health, summary: 'Readiness: the database answers' } }, async (request) => {
     try {
       await sql`SELECT 1`.execute(deps.db);
     } catch (err) {

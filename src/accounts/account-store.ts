@@ -1,9 +1,9 @@
 // The accounts table: create and find. Balances change only through billing/ledger.ts.
 
-import { floorCents } from '../billing/pricing.ts';
 import type { Db } from '../db/connection.ts';
 import type { Account } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
+import { floorCents } from '../lib/money.ts';
 
 export type PublicAccount = Omit<Account, 'password_hash'>;
 
@@ -65,6 +65,11 @@ export const isUniqueViolation = (err: unknown): boolean => {
 };
 
 /** Finds an account by id (`acct_…`) or email. */
+/** Every account, oldest first (the administrators' list), at most `limit`. */
+export function listAccounts(db: Db, limit: number): Promise<PublicAccount[]> {
+  return db.selectFrom('accounts').select(publicColumns).orderBy('created_at', 'asc').limit(limit).execute();
+}
+
 export function findAccount(db: Db, idOrEmail: string): Promise<PublicAccount | undefined> {
   const q = db.selectFrom('accounts').select(publicColumns);
   return (

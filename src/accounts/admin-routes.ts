@@ -2,23 +2,40 @@
 // new account gets a generated password, shown once in this response, for its owner's first
 // sign-in; the administrator passes it on.
 import type { FastifyInstance } from 'fastify';
-import { type Static, Type } from 'typebox';
-import { accountView, requireAdmin } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
-import { createAccount, findAccount, isEmail, isUniqueViolation, normalizeEmail } from './account-store.ts';
+import { errorResponses, typed } from '../http/openapi.ts';
+import { createAccount, findAccount, isEmail, isUniqueViolation, listAccounts, normalizeEmail } from './account-store.ts';
+import { accountView, requireAdmin } from './dashboard-auth.ts';
 import { generatePassword, hashPassword } from './passwords.ts';
+import { AccountCreated, AccountList, NewAccount } from './schemas.ts';
 
-const NewAccount = Type.Object({
-  email: Type.String({ minLength: 3, maxLength: 254 }),
-  name: Type.Optional(Type.String({ maxLength: 100 })),
-  role: Type.Optional(Type.Union([Type.Literal('member'), Type.Literal('admin')])),
-});
+const tags = ['Dashboard: administration'];
 
 export function registerAccountAdminRoutes(app: FastifyInstance, deps: Deps): void {
-  app.post('/admin/accounts', { schema: { body: NewAccount } }, async (request, reply) => {
+  const r = typed(app);
+  const listSchema = {
+    tags,
+    summary: 'Every account (administrators only)',
+    response: { 200: AccountList, ...errorResponses('not_signed_in', 'admin_only') },
+  };
+  r.get('/admin/accounts', { schema: listSchema }, async (request) => {
     requireAdmin(request);
-    const body = request.body as Static<typeof NewAccount>;
+    return { data: (await listAccounts(deps.db, 500)).map(accountView) };
+  });
+
+  const createSchema = {
+    tags,
+    summary: 'Create an account with a generated password, shown once (administrators only)',
+    body: NewAccount,
+    response: {
+      201: AccountCreated,
+      ...errorResponses('not_signed_in', 'csrf_invalid', 'admin_only', 'invalid_request', 'invalid_text', 'email_taken'),
+    },
+  };
+  r.post('/admin/accounts', { schema: createSchema }, async (request, reply) => {
+    requireAdmin(request);
+    const { body } = request;
     const email = normalizeEmail(body.email);
     if (!isEmail(email)) throw new ApiError('invalid_request', { param: 'email', message: 'Enter a valid email address.' });
     // An administrator may learn that an email is registered; the public sign-up never says.

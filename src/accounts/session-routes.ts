@@ -5,15 +5,15 @@
 // sign-in, after the same one password check), and it goes through the same throttle. Sign-ups
 // are limited per address, and refused altogether with BIZORA_SIGNUP=closed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type Static, Type } from 'typebox';
-import { grantCredit } from '../billing/ledger.ts';
-import { centsToMicros } from '../billing/pricing.ts';
+import { Type } from 'typebox';
 import type { Config } from '../config.ts';
-import { accountView, requireAccount } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { errorResponses, typed } from '../http/openapi.ts';
 import { createAccount, findAccount, isEmail, isUniqueViolation, normalizeEmail } from './account-store.ts';
+import { accountView, requireAccount } from './dashboard-auth.ts';
 import { DUMMY_HASH, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword } from './passwords.ts';
+import { MaybeSignedIn, SessionView, SignedIn, SignedOut } from './schemas.ts';
 import { createSession, deleteSession, SESSION_COOKIE } from './sessions.ts';
 import { type SigninAttempt, SigninThrottle, type ThrottleLimits } from './signin-throttle.ts';
 
@@ -22,7 +22,6 @@ const Credentials = Type.Object({
   password: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH }),
   name: Type.Optional(Type.String({ maxLength: 100 })),
 });
-type CredentialsBody = Static<typeof Credentials>;
 
 /**
  * The base URL Getting started shows: BIZORA_PUBLIC_URL, else the address this server was told
@@ -40,7 +39,13 @@ export function apiBaseUrl(config: Pick<Config, 'publicUrl' | 'host' | 'port'>, 
 export const cookieIsSecure = (config: Config, request: FastifyRequest): boolean =>
   config.cookieSecure || (config.cookieSecurePerRequest && request.protocol === 'https');
 
-export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { limits?: ThrottleLimits } = {}): void {
+export type SessionRouteOptions = {
+  limits?: ThrottleLimits;
+  /** Called once a new account exists, before its session starts (the sign-up credit is granted here). */
+  onSignedUp?: (accountId: string, now: number) => Promise<void>;
+};
+
+export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: SessionRouteOptions = {}): void {
   const throttle = new SigninThrottle(deps.clock, opts.limits);
 
   async function startSession(request: FastifyRequest, reply: FastifyReply, accountId: string) {
@@ -89,7 +94,14 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
     return { account: account ? accountView(account) : null };
   }
 
-  app.get('/session', async (request, reply) => ({
+  const r = typed(app);
+  const tags = ['Dashboard: session'];
+  const sessionSchema = {
+    tags,
+    summary: 'Who is signed in, the CSRF token for POSTs, and what sign-up offers',
+    response: { 200: SessionView, ...errorResponses() },
+  };
+  r.get('/session', { schema: sessionSchema }, async (request, reply) => ({
     account: request.account ? accountView(request.account) : null,
     csrf_token: reply.generateCsrf({ secure: cookieIsSecure(deps.config, request) }),
     signup: deps.config.signup,
@@ -97,7 +109,14 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
     api_base_url: apiBaseUrl(deps.config, listeningPort()),
   }));
 
-  app.post('/signup', { schema: { body: Credentials } }, async (request, reply) => {
+  const CREDENTIAL_ERRORS = ['csrf_invalid', 'invalid_request', 'invalid_text', 'invalid_credentials', 'too_many_attempts'] as const;
+  const signupSchema = {
+    tags,
+    summary: 'Create an account and sign in (an existing email is a sign-in: the answer never tells which emails exist)',
+    body: Credentials,
+    response: { 200: MaybeSignedIn, 201: SignedIn, ...errorResponses(...CREDENTIAL_ERRORS, 'signup_closed', 'rate_limited') },
+  };
+  r.post('/signup', { schema: signupSchema }, async (request, reply) => {
     if (deps.config.signup === 'closed') throw new ApiError('signup_closed');
     const allowed = throttle.signup(request.ip);
     if (!allowed.allowed) {
@@ -106,7 +125,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
         headers: { 'retry-after': String(allowed.retryAfterSeconds) },
       });
     }
-    const body = request.body as CredentialsBody;
+    const { body } = request;
     const email = normalizeEmail(body.email);
     if (!isEmail(email)) throw new ApiError('invalid_request', { param: 'email', message: 'Enter a valid email address.' });
     if (body.password.length < MIN_PASSWORD_LENGTH) {
@@ -131,29 +150,39 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: { 
       throw new ApiError('invalid_credentials');
     }
     attempt.succeeded();
-    if (deps.config.signupCreditCents > 0) {
-      await deps.ledger.run((s) =>
-        grantCredit(s, { accountId: account.id, micros: centsToMicros(deps.config.signupCreditCents), reason: 'Sign-up credit', now }),
-      );
-    }
+    await opts.onSignedUp?.(account.id, now);
     await startSession(request, reply, account.id);
     const fresh = await findAccount(deps.db, account.id);
     return reply.code(201).send({ account: fresh ? accountView(fresh) : accountView(account) });
   });
 
-  app.post('/signin', { schema: { body: Credentials } }, async (request, reply) => {
-    const body = request.body as CredentialsBody;
+  const signinSchema = {
+    tags,
+    summary: 'Sign in (sets the session cookie)',
+    body: Credentials,
+    response: { 200: MaybeSignedIn, ...errorResponses(...CREDENTIAL_ERRORS) },
+  };
+  r.post('/signin', { schema: signinSchema }, async (request, reply) => {
+    const { body } = request;
     const email = normalizeEmail(body.email);
     const attempt = admit(email, request);
     return signIn(request, reply, await passwordRow(email), body.password, attempt);
   });
 
-  app.post('/signout', async (request, reply) => {
-    const token = request.cookies[SESSION_COOKIE];
-    if (token) await deleteSession(deps.db, token);
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
-    return { signed_out: true };
-  });
+  r.post(
+    '/signout',
+    { schema: { tags, summary: 'Sign out', response: { 200: SignedOut, ...errorResponses('csrf_invalid') } } },
+    async (request, reply) => {
+      const token = request.cookies[SESSION_COOKIE];
+      if (token) await deleteSession(deps.db, token);
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      return { signed_out: true as const };
+    },
+  );
 
-  app.get('/me', async (request) => ({ account: accountView(requireAccount(request)) }));
+  r.get(
+    '/me',
+    { schema: { tags, summary: 'The signed-in account and its balance', response: { 200: SignedIn, ...errorResponses('not_signed_in') } } },
+    async (request) => ({ account: accountView(requireAccount(request)) }),
+  );
 }

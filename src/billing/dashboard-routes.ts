@@ -1,34 +1,31 @@
 // Billing: the balance and the ledger, newest first, paginated by entry id; administrators can
-// see every account and grant credit to any of them. A grant sent with an Idempotency-Key
+// grant credit to any account. A grant sent with an Idempotency-Key
 // header is made once: the same key again (a retry, a double click) answers with the first
 // grant and grants nothing (header Idempotent-Replayed: true); the same key with another account
 // or amount is a 409. The dashboard sends a fresh key with every new grant.
 import type { FastifyInstance } from 'fastify';
-import { type Static, Type } from 'typebox';
 import { findAccount } from '../accounts/account-store.ts';
-import { accountView, requireAccount, requireAdmin } from '../dashboard/session.ts';
+import { accountView, requireAccount, requireAdmin } from '../accounts/dashboard-auth.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { errorResponses, typed } from '../http/openapi.ts';
 import { grantCredit, grantCreditIdempotently } from './ledger.ts';
 import { centsToMicros, exactCents, floorCents } from './pricing.ts';
+import { BillingView, Grant, GrantHeaders, GrantResult, LedgerQuery } from './schemas.ts';
 
-const LedgerQuery = Type.Object({
-  before: Type.Optional(Type.String()),
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })),
-});
-const Grant = Type.Object({
-  account: Type.String({ minLength: 1 }),
-  cents: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
-  reason: Type.Optional(Type.String({ maxLength: 200 })),
-});
-/** Printable ASCII, up to 255 characters: a UUID, or whatever a client retries with. */
-export const IDEMPOTENCY_KEY_PATTERN = '^[ -~]{1,255}$';
-const GrantHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN })) });
+const tags = ['Dashboard: billing'];
 
 export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
-  app.get('/billing', { schema: { querystring: LedgerQuery } }, async (request) => {
+  const r = typed(app);
+  const billingSchema = {
+    tags,
+    summary: 'The balance and the ledger, newest first (paginated by `before`)',
+    querystring: LedgerQuery,
+    response: { 200: BillingView, ...errorResponses('not_signed_in', 'invalid_request', 'invalid_text') },
+  };
+  r.get('/billing', { schema: billingSchema }, async (request) => {
     const me = requireAccount(request);
-    const q = request.query as Static<typeof LedgerQuery>;
+    const q = request.query;
     const limit = Math.min(100, Math.max(1, Number(q.limit ?? 20)));
     let query = deps.db
       .selectFrom('ledger_entries')
@@ -52,25 +49,32 @@ export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
         reason: e.reason,
         created_at: e.created_at,
       })),
-      next_before: rows.length > limit ? rows[limit - 1]?.id : null,
+      next_before: rows.length > limit ? (rows[limit - 1]?.id ?? null) : null,
     };
   });
 
-  app.get('/admin/accounts', async (request) => {
-    requireAdmin(request);
-    const rows = await deps.db
-      .selectFrom('accounts')
-      .select(['id', 'email', 'name', 'role', 'balance_micros', 'held_micros', 'created_at'])
-      .orderBy('created_at', 'asc')
-      .limit(500)
-      .execute();
-    return { data: rows.map(accountView) };
-  });
-
-  app.post('/admin/grants', { schema: { body: Grant, headers: GrantHeaders } }, async (request, reply) => {
+  const grantSchema = {
+    tags: ['Dashboard: administration'],
+    summary: 'Grant prepaid credit to an account (administrators only); idempotent with an Idempotency-Key',
+    body: Grant,
+    headers: GrantHeaders,
+    response: {
+      201: GrantResult,
+      ...errorResponses(
+        'not_signed_in',
+        'csrf_invalid',
+        'admin_only',
+        'invalid_request',
+        'invalid_text',
+        'account_not_found',
+        'idempotency_key_reused',
+      ),
+    },
+  };
+  r.post('/admin/grants', { schema: grantSchema }, async (request, reply) => {
     const admin = requireAdmin(request);
-    const body = request.body as Static<typeof Grant>;
-    const idempotencyKey = (request.headers as Static<typeof GrantHeaders>)['idempotency-key'];
+    const { body } = request;
+    const idempotencyKey = request.headers['idempotency-key'];
     const target = await findAccount(deps.db, body.account);
     if (!target) throw new ApiError('account_not_found');
     const grant = {

@@ -1,7 +1,8 @@
-// What a request costs, in integer micro-USD (1 cent = 10,000 micro-USD). Pure functions.
+// What a request costs, in integer micro-USD (lib/money.ts). Pure functions.
 import type { ModelPrice } from '../config.ts';
 
-export const MICROS_PER_CENT = 10_000;
+export { ceilCents, centsToMicros, exactCents, floorCents, MICROS_PER_CENT } from '../lib/money.ts';
+
 const PER_MILLION = 1_000_000;
 
 /** Cost of a request with these token counts, rounded up to the next micro-USD. */
@@ -16,9 +17,3 @@ export function maxAffordableTokens(price: ModelPrice, promptTokens: number, ava
   const budget = (availableMicros - price.request_micros) * PER_MILLION - promptTokens * price.input_per_million_micros;
   return Math.max(0, Math.floor(budget / price.output_per_million_micros));
 }
-
-export const floorCents = (micros: number): number => Math.floor(micros / MICROS_PER_CENT);
-export const ceilCents = (micros: number): number => Math.ceil(micros / MICROS_PER_CENT);
-/** Exact cents as a decimal (4 places), for usage.cost_cents where a request costs a fraction of a cent. */
-export const exactCents = (micros: number): number => micros / MICROS_PER_CENT;
-export const centsToMicros = (cents: number): number => cents * MICROS_PER_CENT;

@@ -8,6 +8,8 @@ import { registerAccountAdminRoutes } from '../accounts/admin-routes.ts';
 import { registerSessionRoutes } from '../accounts/session-routes.ts';
 import { findSessionAccount, SESSION_COOKIE } from '../accounts/sessions.ts';
 import { registerBillingRoutes } from '../billing/dashboard-routes.ts';
+import { grantCredit } from '../billing/ledger.ts';
+import { centsToMicros } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { registerKeyRoutes } from '../keys/dashboard-routes.ts';
@@ -76,7 +78,13 @@ export async function dashboardApiPlugin(app: FastifyInstance, opts: { deps: Dep
     reply.header('cache-control', 'no-store');
   });
 
-  registerSessionRoutes(app, deps);
+  const signupCredit = centsToMicros(deps.config.signupCreditCents);
+  registerSessionRoutes(app, deps, {
+    onSignedUp: async (accountId, now) => {
+      if (signupCredit > 0)
+        await deps.ledger.run((s) => grantCredit(s, { accountId, micros: signupCredit, reason: 'Sign-up credit', now }));
+    },
+  });
   registerAccountAdminRoutes(app, deps);
   registerKeyRoutes(app, deps);
   registerBillingRoutes(app, deps);

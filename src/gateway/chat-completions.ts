@@ -11,10 +11,11 @@ import { REQUEST_GRACE_MS } from '../config.ts';
 import { databaseUnavailable } from '../db/connection.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import { countPromptTokensWithin, countTextWithin } from '../lib/tokens.ts';
 import { completionIdFor } from '../usage/usage-store.ts';
 import { RequestLifetime } from './request-lifetime.ts';
-import { ChatBody } from './schemas.ts';
+import { ChatBody, ChatCompletion as ChatCompletionSchema } from './schemas.ts';
 import { SSE_HEADERS, SseWriter } from './sse.ts';
 
 type Body = Static<typeof ChatBody> & ChatRequest;
@@ -105,11 +106,39 @@ async function* chunksOf(body: ChatCompletion): AsyncGenerator<ChatChunk> {
   };
 }
 
+const CHAT_SCHEMA = {
+  tags: ['API'],
+  security: [{ apiKey: [] }],
+  summary: 'Create a chat completion (JSON, or server-sent events with `stream: true`)',
+  description:
+    "The request's worst case (its prompt and max_tokens, or the model's output cap) is held against the balance before the backend sees it; the answer is billed at its real usage, and a stream cut short at the prompt plus what was produced.",
+  body: ChatBody,
+  response: {
+    200: ChatCompletionSchema,
+    ...errorResponses(
+      'invalid_json',
+      'invalid_request',
+      'json_too_deep',
+      'invalid_text',
+      'missing_api_key',
+      'invalid_api_key',
+      'conflicting_api_keys',
+      'insufficient_balance',
+      'permission_denied',
+      'model_not_found',
+      'unsupported_media_type',
+      'rate_limited',
+      'upstream_error',
+      'upstream_timeout',
+    ),
+  },
+};
+
 export function registerChatCompletions(app: FastifyInstance, deps: Deps): void {
-  app.post('/chat/completions', { schema: { body: ChatBody } }, async (request: FastifyRequest, reply: FastifyReply) => {
+  typed(app).post('/chat/completions', { schema: CHAT_SCHEMA, ...passThrough }, async (request, reply) => {
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
-    const body = request.body as Body;
+    const body: Body = request.body;
     const route = deps.models.resolve(body.model, auth.key.mode);
     if (!route) {
       throw new ApiError('model_not_found', {

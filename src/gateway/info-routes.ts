@@ -1,16 +1,17 @@
 // GET /v1/models, /v1/models/{id}, /v1/key, /v1/generation: read-only views for the calling key.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Static } from 'typebox';
-import { balanceCents } from '../accounts/account-store.ts';
+import { balanceCents, findAccount } from '../accounts/account-store.ts';
 import { exactCents } from '../billing/pricing.ts';
 import type { ModelConfig } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { errorResponses, typed } from '../http/openapi.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { unixSeconds } from '../lib/clock.ts';
 import { generationView } from '../usage/generation-view.ts';
+import { GenerationQuery, GenerationView } from '../usage/schemas.ts';
 import { findUsage } from '../usage/usage-store.ts';
-import { GenerationQuery, ModelParams } from './schemas.ts';
+import { KeyInfo, ModelList, ModelObject, ModelParams } from './schemas.ts';
 
 // Models have no creation date of their own; this is the platform's first release.
 const MODELS_CREATED = 1764547200;
@@ -36,51 +37,93 @@ const authOf = (request: FastifyRequest): AuthContext => {
 
 const seconds = (ms: number | null) => (ms === null ? null : unixSeconds(ms));
 
+const tags = ['API'];
+const security = [{ apiKey: [] }];
+const KEY_ERRORS = ['missing_api_key', 'invalid_api_key', 'conflicting_api_keys'] as const;
+
 export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
-  app.get('/models', async () => ({ object: 'list', data: deps.models.list().map(modelObject) }));
+  const r = typed(app);
+  r.get(
+    '/models',
+    {
+      schema: { tags, security, summary: 'The models this server serves', response: { 200: ModelList, ...errorResponses(...KEY_ERRORS) } },
+    },
+    async () => ({ object: 'list' as const, data: deps.models.list().map(modelObject) }),
+  );
 
-  app.get('/models/:id', { schema: { params: ModelParams } }, async (request) => {
-    const { id } = request.params as Static<typeof ModelParams>;
-    const model = deps.models.list().find((m) => m.id === id);
-    if (!model)
-      throw new ApiError('model_not_found', {
-        param: 'model',
-        message: `The model '${id}' does not exist or you do not have access to it.`,
-      });
-    return modelObject(model);
-  });
-
-  app.get('/key', async (request) => {
-    const { key } = authOf(request);
-    const account = await deps.db
-      .selectFrom('accounts')
-      .select(['id', 'balance_micros', 'held_micros'])
-      .where('id', '=', key.account_id)
-      .executeTakeFirstOrThrow();
-    const cents = balanceCents(account);
-    return {
-      object: 'api_key',
-      id: key.id,
-      name: key.name,
-      mode: key.mode,
-      preview: key.preview,
-      created: seconds(key.created_at),
-      last_used: seconds(key.last_used_at),
-      expires_at: seconds(key.expires_at),
-      limits: { rate_limit: null, spend_limit_cents: null },
-      account: {
-        id: account.id,
-        balance_cents: cents.balance_cents,
-        available_balance_cents: cents.available_cents,
+  r.get(
+    '/models/:id',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'One model',
+        params: ModelParams,
+        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found') },
       },
-    };
-  });
+    },
+    async (request) => {
+      const { id } = request.params;
+      const model = deps.models.list().find((m) => m.id === id);
+      if (!model)
+        throw new ApiError('model_not_found', {
+          param: 'model',
+          message: `The model '${id}' does not exist or you do not have access to it.`,
+        });
+      return modelObject(model);
+    },
+  );
 
-  app.get('/generation', { schema: { querystring: GenerationQuery } }, async (request) => {
-    const { id } = request.query as Static<typeof GenerationQuery>;
-    const auth = authOf(request);
-    const u = await findUsage(deps.db, auth.key.account_id, id);
-    if (!u) throw new ApiError('generation_not_found', { param: 'id' });
-    return generationView(u);
-  });
+  r.get(
+    '/key',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'The calling key, its limits and its account balance',
+        response: { 200: KeyInfo, ...errorResponses(...KEY_ERRORS) },
+      },
+    },
+    async (request) => {
+      const { key } = authOf(request);
+      const account = await findAccount(deps.db, key.account_id);
+      if (!account) throw new ApiError('invalid_api_key');
+      const cents = balanceCents(account);
+      return {
+        object: 'api_key' as const,
+        id: key.id,
+        name: key.name,
+        mode: key.mode,
+        preview: key.preview,
+        created: unixSeconds(key.created_at),
+        last_used: seconds(key.last_used_at),
+        expires_at: seconds(key.expires_at),
+        limits: { rate_limit: null, spend_limit_cents: null },
+        account: {
+          id: account.id,
+          balance_cents: cents.balance_cents,
+          available_balance_cents: cents.available_cents,
+        },
+      };
+    },
+  );
+
+  r.get(
+    '/generation',
+    {
+      schema: {
+        tags,
+        security,
+        summary: "One request's usage record and cost, by its completion id or x-request-id",
+        querystring: GenerationQuery,
+        response: { 200: GenerationView, ...errorResponses(...KEY_ERRORS, 'invalid_request', 'invalid_text', 'generation_not_found') },
+      },
+    },
+    async (request) => {
+      const auth = authOf(request);
+      const u = await findUsage(deps.db, auth.key.account_id, request.query.id);
+      if (!u) throw new ApiError('generation_not_found', { param: 'id' });
+      return generationView(u);
+    },
+  );
 }

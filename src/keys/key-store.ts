@@ -3,11 +3,12 @@ import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
+import { MAX_KEY_NAME } from './schemas.ts';
 
 export type PublicKey = Omit<ApiKeyRow, 'hash'>;
 export type CreatedKey = PublicKey & { key: string };
 
-export const MAX_KEY_NAME = 100;
+export { MAX_KEY_NAME };
 
 /** Trims and checks a key name; null when it is not acceptable. */
 export function normalizeKeyName(name: unknown): string | null {

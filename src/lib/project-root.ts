@@ -4,15 +4,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-function findRoot(from: string): string {
+type Package = { name?: string; version?: string };
+
+function findRoot(from: string): { dir: string; pkg: Package } {
   let dir = from;
   for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'bizora') return dir;
+    const file = join(dir, 'package.json');
+    const pkg = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Package) : {};
+    if (pkg.name === 'bizora') return { dir, pkg };
     const up = dirname(dir);
     if (up === dir) throw new Error('cannot find the bizora package root');
     dir = up;
   }
 }
 
-export const PROJECT_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
+const root = findRoot(dirname(fileURLToPath(import.meta.url)));
+export const PROJECT_ROOT = root.dir;
+export const PACKAGE_VERSION = root.pkg.version ?? '0.0.0';

@@ -2,13 +2,14 @@
 // and one request's record (the same view /v1/generation gives an API key).
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import { type Static, Type } from 'typebox';
+import { requireAccount } from '../accounts/dashboard-auth.ts';
 import { exactCents } from '../billing/pricing.ts';
-import { requireAccount } from '../dashboard/session.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
+import { errorResponses, typed } from '../http/openapi.ts';
 import { listKeys } from '../keys/key-store.ts';
 import { generationView } from './generation-view.ts';
+import { GenerationParams, GenerationView, UsageQuery, UsageView } from './schemas.ts';
 import { findUsage } from './usage-store.ts';
 
 const DAY_MS = 86_400_000;
@@ -16,17 +17,19 @@ const DAY_MS = 86_400_000;
 // PostgreSQL sees the SELECT and GROUP BY expressions as the same.
 const dayOf = sql<number>`created_at / ${sql.lit(DAY_MS)}`;
 
-const UsageQuery = Type.Object({
-  days: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })),
-  key_id: Type.Optional(Type.String()),
-  model: Type.Optional(Type.String()),
-});
-const GenerationParams = Type.Object({ id: Type.String() });
+const tags = ['Dashboard: usage'];
 
 export function registerUsageRoutes(app: FastifyInstance, deps: Deps): void {
-  app.get('/usage', { schema: { querystring: UsageQuery } }, async (request) => {
+  const r = typed(app);
+  const usageSchema = {
+    tags,
+    summary: 'Requests, tokens and cost per day (by key and model), and the 50 most recent requests',
+    querystring: UsageQuery,
+    response: { 200: UsageView, ...errorResponses('not_signed_in', 'invalid_request', 'invalid_text') },
+  };
+  r.get('/usage', { schema: usageSchema }, async (request) => {
     const account = requireAccount(request);
-    const q = request.query as Static<typeof UsageQuery>;
+    const q = request.query;
     const days = Math.min(365, Math.max(1, Number(q.days ?? 30)));
     const now = deps.clock.now();
     const firstDay = Math.floor(now / DAY_MS) - days + 1;
@@ -67,10 +70,15 @@ export function registerUsageRoutes(app: FastifyInstance, deps: Deps): void {
     };
   });
 
-  app.get('/generations/:id', { schema: { params: GenerationParams } }, async (request) => {
+  const generationSchema = {
+    tags,
+    summary: "One request's record (the view GET /v1/generation gives)",
+    params: GenerationParams,
+    response: { 200: GenerationView, ...errorResponses('not_signed_in', 'generation_not_found', 'invalid_text') },
+  };
+  r.get('/generations/:id', { schema: generationSchema }, async (request) => {
     const account = requireAccount(request);
-    const { id } = request.params as Static<typeof GenerationParams>;
-    const u = await findUsage(deps.db, account.id, id);
+    const u = await findUsage(deps.db, account.id, request.params.id);
     if (!u) throw new ApiError('generation_not_found');
     return generationView(u);
   });

@@ -1,56 +1,20 @@
 // The dashboard API client: JSON in and out, the session cookie (sent by the browser) and the
 // CSRF token (sent by us on every state-changing request).
-export type Account = {
-  id: string;
-  email: string;
-  name: string | null;
-  role: 'admin' | 'member';
-  balance_cents: number;
-  available_cents: number;
-  held_cents: number;
-};
+// The shapes come from the server's own route schemas (the same ones that validate, serialise
+// and publish the OpenAPI document at /openapi.json): a type-only import, nothing of the server
+// is bundled.
+import type { Static } from 'typebox';
+import type { AccountCreated, AccountView, SessionView } from '../../src/accounts/schemas.ts';
+import type { BillingView, GrantResult, LedgerEntryView } from '../../src/billing/schemas.ts';
+import type { ApiKeyView, CreatedKey } from '../../src/keys/schemas.ts';
+import type { DailyUsage as DailyUsageSchema, GenerationView, UsageView } from '../../src/usage/schemas.ts';
 
-export type ApiKey = {
-  id: string;
-  name: string;
-  preview: string;
-  mode: 'live' | 'test';
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-  status: 'active' | 'revoked' | 'expired';
-};
-
-export type LedgerEntry = {
-  id: string;
-  kind: 'grant' | 'usage' | 'release' | 'adjustment';
-  amount_cents: number;
-  balance_after_cents: number;
-  held_cents: number | null;
-  released_cents: number | null;
-  request_id: string | null;
-  reason: string | null;
-  created_at: number;
-};
-
-export type Generation = {
-  id: string;
-  request_id: string;
-  created: number;
-  model: string;
-  backend: string;
-  mode: 'live' | 'test';
-  key_id: string;
-  stream: boolean;
-  status: 'succeeded' | 'failed' | 'cancelled';
-  http_status: number;
-  finish_reason: string | null;
-  error_code: string | null;
-  latency_ms: number;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cost_cents: number; held_cents: number };
-};
-
-export type DailyUsage = { date: string; requests: number; prompt_tokens: number; completion_tokens: number; cost_cents: number };
+export type Account = Static<typeof AccountView>;
+export type ApiKey = Static<typeof ApiKeyView>;
+export type LedgerEntry = Static<typeof LedgerEntryView>;
+export type Generation = Static<typeof GenerationView>;
+export type DailyUsage = Static<typeof DailyUsageSchema>;
+type Session = Static<typeof SessionView>;
 
 export class ApiFailure extends Error {
   constructor(
@@ -91,13 +55,7 @@ async function call<T>(method: string, path: string, body?: unknown, extraHeader
 
 export const api = {
   async session() {
-    const s = await call<{
-      account: Account | null;
-      csrf_token: string;
-      signup: 'open' | 'closed';
-      signup_credit_cents: number;
-      api_base_url: string;
-    }>('GET', '/session');
+    const s = await call<Session>('GET', '/session');
     csrfToken = s.csrf_token;
     return s;
   },
@@ -107,19 +65,16 @@ export const api = {
   signOut: () => call<unknown>('POST', '/signout'),
   me: () => call<{ account: Account }>('GET', '/me'),
   keys: () => call<{ data: ApiKey[] }>('GET', '/keys'),
-  createKey: (name: string, mode: 'live' | 'test') => call<ApiKey & { key: string }>('POST', '/keys', { name, mode }),
+  createKey: (name: string, mode: 'live' | 'test') => call<Static<typeof CreatedKey>>('POST', '/keys', { name, mode }),
   revokeKey: (id: string) => call<ApiKey>('POST', `/keys/${encodeURIComponent(id)}/revoke`),
   billing: (before?: string) =>
-    call<{ account: Account; entries: LedgerEntry[]; next_before: string | null }>(
-      'GET',
-      `/billing?limit=20${before ? `&before=${encodeURIComponent(before)}` : ''}`,
-    ),
+    call<Static<typeof BillingView>>('GET', `/billing?limit=20${before ? `&before=${encodeURIComponent(before)}` : ''}`),
   accounts: () => call<{ data: Account[] }>('GET', '/admin/accounts'),
   createAccount: (email: string, name: string, role: 'member' | 'admin') =>
-    call<{ account: Account; password: string }>('POST', '/admin/accounts', { email, role, ...(name ? { name } : {}) }),
+    call<Static<typeof AccountCreated>>('POST', '/admin/accounts', { email, role, ...(name ? { name } : {}) }),
   /** The same idempotency key again (a retry of the same grant) never grants twice. */
   grant: (account: string, cents: number, reason: string, idempotencyKey: string) =>
-    call<{ balance_cents: number }>(
+    call<Static<typeof GrantResult>>(
       'POST',
       '/admin/grants',
       { account, cents, ...(reason ? { reason } : {}) },
@@ -129,12 +84,7 @@ export const api = {
     const params = new URLSearchParams({ days: String(q.days) });
     if (q.key_id) params.set('key_id', q.key_id);
     if (q.model) params.set('model', q.model);
-    return call<{
-      daily: DailyUsage[];
-      recent: Generation[];
-      keys: Array<Pick<ApiKey, 'id' | 'name' | 'preview' | 'mode'>>;
-      models: string[];
-    }>('GET', `/usage?${params}`);
+    return call<Static<typeof UsageView>>('GET', `/usage?${params}`);
   },
   generation: (id: string) => call<Generation>('GET', `/generations/${encodeURIComponent(id)}`),
 };

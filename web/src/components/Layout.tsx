@@ -30,6 +30,11 @@ export function Layout(props: { route: string; account: Account; onSignOut: () =
                 </a>
               </li>
             ))}
+            <li>
+              <a href="/docs" target="_blank" rel="noopener">
+                API reference
+              </a>
+            </li>
           </ul>
           {props.account.role === 'admin' ? (
             <>

@@ -1,8 +1,8 @@
 // Who is signed in to the dashboard. The dashboard API is authenticated by the session cookie
 // only; an API key is never accepted there (and a session never works on /v1).
 import type { FastifyRequest } from 'fastify';
-import { balanceCents, type PublicAccount } from '../accounts/account-store.ts';
 import { ApiError } from '../errors.ts';
+import { balanceCents, type PublicAccount } from './account-store.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

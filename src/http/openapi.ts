@@ -1,0 +1,92 @@
+// The HTTP surface described once: every route's request and response schemas are TypeBox
+// schemas (they validate, type the handlers through the type provider, serialise 2xx answers
+// with fast-json-stringify, and type the dashboard), and @fastify/swagger turns them into the
+// OpenAPI 3.1 document served at GET /openapi.json, browsable at /docs.
+
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { type TSchema, Type } from 'typebox';
+import { CATALOGUE, type ErrorCode } from '../errors.ts';
+
+/** The app with request and reply types inferred from the route schemas. */
+export const typed = (app: FastifyInstance) => app.withTypeProvider<TypeBoxTypeProvider>();
+
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** Every error body (errors.ts writes them; the OpenAI SDKs read `error.message`, `type`, `code`). */
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        message: Type.String(),
+        type: Type.String(),
+        param: Type.Optional(Nullable(Type.String())),
+        code: Type.Optional(Nullable(Type.String())),
+        details: Type.Optional(Type.Object({}, { additionalProperties: true })),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { $id: 'Error', title: 'Error' },
+);
+
+/**
+ * The error answers a route can give, by catalogue code, as OpenAPI responses: one per status,
+ * listing the codes. Every route also answers the errors any request can get (bad framing,
+ * 413, 503 while shedding load or shutting down, 500).
+ */
+export function errorResponses(...codes: ErrorCode[]): Record<string, unknown> {
+  const byStatus = new Map<number, string[]>();
+  for (const code of [...codes, ...ANY_REQUEST]) {
+    const { status } = CATALOGUE[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, list]) => [status, { ...Type.Ref('Error'), description: [...new Set(list)].join(', ') }]),
+  );
+}
+const ANY_REQUEST: ErrorCode[] = ['malformed_request', 'body_too_large', 'service_unavailable', 'internal_error'];
+
+/** Bodies passed on as the backend sent them (with our fields set): documented, serialised as they are. */
+export const passThrough = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
+
+/**
+ * Fastify's serializer factory (its schemaController option): 2xx answers go through
+ * fast-json-stringify (faster, and nothing outside the schema can leak out); error bodies are
+ * written by JSON.stringify exactly as errors.ts builds them.
+ */
+export const serializers = {
+  buildSerializer(externalSchemas: unknown, options: unknown) {
+    const fast = SerializerSelector()(externalSchemas as never, options as never);
+    return (route: { httpStatus?: string | number; schema: unknown; method: string; url: string }) =>
+      /^[45]/.test(String(route.httpStatus)) ? (data: unknown) => JSON.stringify(data) : fast(route as never);
+  },
+};
+
+/** /openapi.json and the docs page (Swagger UI at /docs), from the routes registered after this. */
+export async function registerOpenApi(app: FastifyInstance, info: { version: string }): Promise<void> {
+  app.addSchema(ErrorBody);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Bizora Integration API',
+        version: info.version,
+        description:
+          'OpenAI-compatible API (`/v1`, authenticated by an `sk_live_…` or `sk_test_…` key) and the developer dashboard API (`/dashboard/api`, authenticated by the session cookie and a CSRF token).',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer sk_live_… (or the X-Api-Key header)' },
+          session: { type: 'apiKey', in: 'cookie', name: 'bizora_session' },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
