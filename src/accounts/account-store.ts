@@ -65,6 +65,11 @@ export const isUniqueViolation = (err: unknown): boolean => {
 };
 
 /** Finds an account by id (`acct_…`) or email. */
+/** The id and password hash of the account with this (normalised) email, for a sign-in. */
+export function findPasswordHash(db: Db, email: string): Promise<{ id: string; password_hash: string | null } | undefined> {
+  return db.selectFrom('accounts').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+}
+
 /** Every account, oldest first (the administrators' list), at most `limit`. */
 export function listAccounts(db: Db, limit: number): Promise<PublicAccount[]> {
   return db.selectFrom('accounts').select(publicColumns).orderBy('created_at', 'asc').limit(limit).execute();

@@ -10,7 +10,7 @@ import type { Config } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
-import { createAccount, findAccount, isEmail, isUniqueViolation, normalizeEmail } from './account-store.ts';
+import { createAccount, findAccount, findPasswordHash, isEmail, isUniqueViolation, normalizeEmail } from './account-store.ts';
 import { accountView, requireAccount } from './dashboard-auth.ts';
 import { DUMMY_HASH, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword } from './passwords.ts';
 import { MaybeSignedIn, SessionView, SignedIn, SignedOut } from './schemas.ts';
@@ -72,8 +72,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: Se
     return a && typeof a === 'object' ? a.port : undefined;
   };
 
-  const passwordRow = (email: string) =>
-    deps.db.selectFrom('accounts').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+  const passwordRow = (email: string) => findPasswordHash(deps.db, email);
 
   /** One password check (against a dummy hash when there is no account: same answer, same time). */
   async function signIn(

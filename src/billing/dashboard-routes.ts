@@ -10,6 +10,7 @@ import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
 import { grantCredit, grantCreditIdempotently } from './ledger.ts';
+import { listLedgerEntries } from './ledger-history.ts';
 import { centsToMicros, exactCents, floorCents } from './pricing.ts';
 import { BillingView, Grant, GrantHeaders, GrantResult, LedgerQuery } from './schemas.ts';
 
@@ -27,14 +28,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: Deps): void {
     const me = requireAccount(request);
     const q = request.query;
     const limit = Math.min(100, Math.max(1, Number(q.limit ?? 20)));
-    let query = deps.db
-      .selectFrom('ledger_entries')
-      .selectAll()
-      .where('account_id', '=', me.id)
-      .orderBy('id', 'desc')
-      .limit(limit + 1);
-    if (q.before) query = query.where('id', '<', q.before);
-    const rows = await query.execute();
+    const rows = await listLedgerEntries(deps.db, me.id, { before: q.before, limit: limit + 1 });
     const account = (await findAccount(deps.db, me.id)) ?? me;
     return {
       account: accountView(account),

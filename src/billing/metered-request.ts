@@ -1,15 +1,14 @@
-// One billed request from hold to settlement. `open` holds the worst-case cost (or throws the
-// 402); `close` settles at the actual cost and writes the usage record in one transaction,
+// One billed request from hold to settlement. `open` holds the worst-case cost (or says what the
+// balance could not cover: the caller answers it); `close` settles at the actual cost and writes the usage record in one transaction,
 // exactly once, however many code paths (success, failure, client gone) try to close it.
 // sk_test_ requests get a meter without a hold: recorded, never billed.
 import type { ModelConfig } from '../config.ts';
 import type { Hold, UsageStatus } from '../db/schema.ts';
-import { ApiError } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { reserve, settle } from './ledger.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
 import type { OpenMeters } from './open-meters.ts';
-import { ceilCents, costMicros, floorCents, maxAffordableTokens } from './pricing.ts';
+import { costMicros, maxAffordableTokens } from './pricing.ts';
 
 export type MeterContext = {
   auth: AuthContext;
@@ -33,6 +32,17 @@ export type MeterOutcome = {
   errorCode?: string | null;
 };
 
+/** Why a meter could not be opened: the available balance does not cover the worst case. */
+export type Refused = {
+  ok: false;
+  reason: 'insufficient_balance';
+  availableMicros: number;
+  /** What the request would have held. */
+  holdMicros: number;
+  /** The largest max_tokens the balance covers; null when output is free. */
+  maxAffordableTokens: number | null;
+};
+
 type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters };
 
 export class Meter {
@@ -45,23 +55,25 @@ export class Meter {
     private readonly closed: () => void,
   ) {}
 
-  static async open(deps: MeterDeps, ctx: MeterContext): Promise<Meter> {
+  static async open(deps: MeterDeps, ctx: MeterContext): Promise<{ ok: true; meter: Meter } | Refused> {
     // Open from before the hold is placed until it settles: a shutdown waits for it
     // (open-meters.ts), including a hold still being committed when the shutdown began.
     let closed: () => void = () => {};
     deps.openMeters.track(new Promise<void>((resolve) => (closed = resolve)));
     try {
-      return await Meter.hold(deps, ctx, closed);
+      const opened = await Meter.hold(deps, ctx, closed);
+      if (!opened.ok) closed();
+      return opened;
     } catch (err) {
       closed();
       throw err;
     }
   }
 
-  private static async hold(deps: MeterDeps, ctx: MeterContext, closed: () => void): Promise<Meter> {
-    if (ctx.auth.key.mode === 'test') return new Meter(deps, ctx, null, closed);
+  private static async hold(deps: MeterDeps, ctx: MeterContext, closed: () => void): Promise<{ ok: true; meter: Meter } | Refused> {
+    if (ctx.auth.key.mode === 'test') return { ok: true, meter: new Meter(deps, ctx, null, closed) };
     const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
-    if (amount === 0) return new Meter(deps, ctx, null, closed);
+    if (amount === 0) return { ok: true, meter: new Meter(deps, ctx, null, closed) };
     const result = await deps.ledger.run((s) =>
       reserve(s, {
         accountId: ctx.auth.key.account_id,
@@ -72,16 +84,15 @@ export class Meter {
       }),
     );
     if (!result.ok) {
-      const affordable = maxAffordableTokens(ctx.model.price, ctx.promptTokens, result.availableMicros);
-      throw new ApiError('insufficient_balance', {
-        details: {
-          balance_before_cents: floorCents(result.availableMicros),
-          cost_cents: ceilCents(amount),
-          ...(affordable !== null ? { max_affordable_tokens: affordable } : {}),
-        },
-      });
+      return {
+        ok: false,
+        reason: 'insufficient_balance',
+        availableMicros: result.availableMicros,
+        holdMicros: amount,
+        maxAffordableTokens: maxAffordableTokens(ctx.model.price, ctx.promptTokens, result.availableMicros),
+      };
     }
-    return new Meter(deps, ctx, result.hold, closed);
+    return { ok: true, meter: new Meter(deps, ctx, result.hold, closed) };
   }
 
   /** Settles (or records, for test keys) once; later calls return the first result. */

@@ -1,7 +1,6 @@
 // Usage: requests, tokens and cost per day (filterable by key and model), the recent requests,
 // and one request's record (the same view /v1/generation gives an API key).
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
 import { requireAccount } from '../accounts/dashboard-auth.ts';
 import { exactCents } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
@@ -10,12 +9,7 @@ import { errorResponses, typed } from '../http/openapi.ts';
 import { listKeys } from '../keys/key-store.ts';
 import { generationView } from './generation-view.ts';
 import { GenerationParams, GenerationView, UsageQuery, UsageView } from './schemas.ts';
-import { findUsage } from './usage-store.ts';
-
-const DAY_MS = 86_400_000;
-// Integer division on both databases: the UTC day number. A literal, not a parameter, so that
-// PostgreSQL sees the SELECT and GROUP BY expressions as the same.
-const dayOf = sql<number>`created_at / ${sql.lit(DAY_MS)}`;
+import { DAY_MS, dailyTotals, findUsage, recentUsage } from './usage-store.ts';
 
 const tags = ['Dashboard: usage'];
 
@@ -31,36 +25,21 @@ export function registerUsageRoutes(app: FastifyInstance, deps: Deps): void {
     const account = requireAccount(request);
     const q = request.query;
     const days = Math.min(365, Math.max(1, Number(q.days ?? 30)));
-    const now = deps.clock.now();
-    const firstDay = Math.floor(now / DAY_MS) - days + 1;
-    let base = deps.db.selectFrom('usage_records').where('account_id', '=', account.id);
-    if (q.key_id) base = base.where('key_id', '=', q.key_id);
-    if (q.model) base = base.where('model', '=', q.model);
-
-    const daily = await base
-      .where('created_at', '>=', firstDay * DAY_MS)
-      .select((eb) => [
-        dayOf.as('day'),
-        eb.fn.countAll<number>().as('requests'),
-        eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
-        eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
-        eb.fn.sum<number>('cost_micros').as('cost_micros'),
-      ])
-      .groupBy(dayOf)
-      .execute();
-    const byDay = new Map(daily.map((d) => [Number(d.day), d]));
+    const firstDay = Math.floor(deps.clock.now() / DAY_MS) - days + 1;
+    const filter = { accountId: account.id, keyId: q.key_id, model: q.model };
+    const byDay = new Map((await dailyTotals(deps.db, filter, firstDay)).map((d) => [d.day, d]));
     const series = Array.from({ length: days }, (_, i) => {
       const day = firstDay + i;
       const d = byDay.get(day);
       return {
         date: new Date(day * DAY_MS).toISOString().slice(0, 10),
-        requests: Number(d?.requests ?? 0),
-        prompt_tokens: Number(d?.prompt_tokens ?? 0),
-        completion_tokens: Number(d?.completion_tokens ?? 0),
-        cost_cents: exactCents(Number(d?.cost_micros ?? 0)),
+        requests: d?.requests ?? 0,
+        prompt_tokens: d?.promptTokens ?? 0,
+        completion_tokens: d?.completionTokens ?? 0,
+        cost_cents: exactCents(d?.costMicros ?? 0),
       };
     });
-    const recent = await base.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(50).execute();
+    const recent = await recentUsage(deps.db, filter, 50);
     const keys = await listKeys(deps.db, account.id);
     return {
       daily: series,

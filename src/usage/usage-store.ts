@@ -1,8 +1,51 @@
 // usage_records: one row per chat completion request that held money or reached a backend,
 // written by the ledger (ledger-statements.ts) in the transaction that settles the request.
-// Here: finding a record, and the completion id every record answers to.
+// Here: finding records, the per-day totals, and the completion id every record answers to.
+import { sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
 import type { UsageRecord } from '../db/schema.ts';
+
+export const DAY_MS = 86_400_000;
+// Integer division on both databases: the UTC day number. A literal, not a parameter, so that
+// PostgreSQL sees the SELECT and GROUP BY expressions as the same.
+const dayOf = sql<number>`created_at / ${sql.lit(DAY_MS)}`;
+
+export type UsageFilter = { accountId: string; keyId?: string | undefined; model?: string | undefined };
+export type DayTotals = { day: number; requests: number; promptTokens: number; completionTokens: number; costMicros: number };
+
+function filtered(db: Db, f: UsageFilter) {
+  let q = db.selectFrom('usage_records').where('account_id', '=', f.accountId);
+  if (f.keyId) q = q.where('key_id', '=', f.keyId);
+  if (f.model) q = q.where('model', '=', f.model);
+  return q;
+}
+
+/** Requests, tokens and cost per UTC day number, from `firstDay` on; days without requests are absent. */
+export async function dailyTotals(db: Db, f: UsageFilter, firstDay: number): Promise<DayTotals[]> {
+  const rows = await filtered(db, f)
+    .where('created_at', '>=', firstDay * DAY_MS)
+    .select((eb) => [
+      dayOf.as('day'),
+      eb.fn.countAll<number>().as('requests'),
+      eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
+      eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
+      eb.fn.sum<number>('cost_micros').as('cost_micros'),
+    ])
+    .groupBy(dayOf)
+    .execute();
+  return rows.map((d) => ({
+    day: Number(d.day),
+    requests: Number(d.requests),
+    promptTokens: Number(d.prompt_tokens),
+    completionTokens: Number(d.completion_tokens),
+    costMicros: Number(d.cost_micros),
+  }));
+}
+
+/** The most recent records, newest first. */
+export function recentUsage(db: Db, f: UsageFilter, limit: number): Promise<UsageRecord[]> {
+  return filtered(db, f).selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+}
 
 // Completion ids are derived from request ids (`req_X` answers as `chatcmpl-X`), so either one
 // finds the record through the primary key.

@@ -1,0 +1,39 @@
+// What a chat request may ask for, decided before anything is held: max_tokens within the
+// model's cap, the prompt within its context window (counted in slices, up to that window), and
+// what the backend is then asked.
+import type { ChatRequest } from '../backends/backend.ts';
+import type { ModelRoute } from '../backends/model-registry.ts';
+import { ApiError } from '../errors.ts';
+import { countPromptTokensWithin } from '../lib/tokens.ts';
+
+export type ChatLimits = { maxOutput: number; promptTokens: number };
+
+export async function checkLimits(body: ChatRequest, route: ModelRoute): Promise<ChatLimits> {
+  const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
+  const cap = route.model.max_output_tokens;
+  if (requested !== null && requested > cap) {
+    throw new ApiError('invalid_request', {
+      param,
+      message: `${param} is too large: ${requested}. The model ${route.model.id} produces at most ${cap} tokens.`,
+    });
+  }
+  // Counted only up to the context window: past it the answer is the same whatever the rest holds.
+  const promptTokens = await countPromptTokensWithin(body, route.model.context_window);
+  if (promptTokens > route.model.context_window) {
+    throw new ApiError('invalid_request', {
+      param: 'messages',
+      publicCode: 'context_length_exceeded',
+      message: `The messages have more than ${route.model.context_window} tokens, which is all the model ${route.model.id} accepts.`,
+    });
+  }
+  return { maxOutput: requested ?? cap, promptTokens };
+}
+
+/** What the backend is asked: its own model name, a max_tokens our hold covers, usage in streams. */
+export function upstreamRequest(body: ChatRequest, route: ModelRoute, maxOutput: number, stream: boolean): ChatRequest {
+  const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
+  if (req.max_completion_tokens == null) req.max_tokens = maxOutput;
+  if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+  return req;
+}

@@ -1,0 +1,143 @@
+// A streamed chat answer relayed as server-sent events: each chunk with our id and model, under
+// the reader's deadlines; then billed at the backend's usage when the stream finished, or at the
+// prompt plus what was produced when it was cut short (by the client, a deadline, a shutdown or
+// the backend); then our usage chunk with the cost and [DONE], or an error event.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ChatChunk, ChatCompletion, Usage } from '../backends/backend.ts';
+import type { Meter, MeterOutcome } from '../billing/metered-request.ts';
+import { databaseUnavailable } from '../db/connection.ts';
+import { ApiError } from '../errors.ts';
+import { countTextWithin } from '../lib/tokens.ts';
+import { completionIdFor } from '../usage/usage-store.ts';
+import { asApiError } from './chat-errors.ts';
+import { MAX_PRODUCED_CHARS, producedText, validUsage, withCost } from './chat-usage.ts';
+import type { RequestLifetime } from './request-lifetime.ts';
+import { SSE_HEADERS, SseWriter } from './sse.ts';
+
+export type StreamOptions = {
+  promptTokens: number;
+  maxOutput: number;
+  lifetime: RequestLifetime;
+  includeUsage: boolean;
+  /** How long one wait for a slow reader may take (BIZORA_CLIENT_TIMEOUT_MS). */
+  stallMs: number;
+  /** How long a reader has to take the last bytes. */
+  lingerMs: number;
+};
+
+/** A JSON answer to a streaming request (some upstreams ignore `stream`) as one chunk. */
+export async function* chunksOf(body: ChatCompletion): AsyncGenerator<ChatChunk> {
+  yield {
+    id: body.id,
+    object: 'chat.completion.chunk',
+    created: body.created,
+    model: body.model,
+    choices: body.choices.map((c) => ({
+      index: c.index,
+      // A delta's tool calls carry their index (the SDKs' stream helpers assemble calls by it).
+      delta: Array.isArray(c.message.tool_calls)
+        ? { ...c.message, tool_calls: (c.message.tool_calls as object[]).map((tc, index) => ({ index, ...tc })) }
+        : c.message,
+      finish_reason: c.finish_reason,
+    })),
+    usage: body.usage ?? null,
+  };
+}
+
+export async function relayStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  meter: Meter,
+  chunks: AsyncIterable<ChatChunk>,
+  opts: StreamOptions,
+) {
+  const { lifetime } = opts;
+  reply.hijack();
+  reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
+  const sse = new SseWriter(reply.raw, { stallMs: opts.stallMs, signal: lifetime.signal, lingerMs: opts.lingerMs });
+  const { model } = meter.ctx;
+  const completionId = completionIdFor(request.id);
+  let produced = '';
+  let overflow = false;
+  let usage: Usage | undefined;
+  let finishReason: string | null = null;
+  let created = Math.floor(Date.now() / 1000);
+  let failure: ApiError | undefined;
+  try {
+    for await (const chunk of chunks) {
+      if (validUsage(chunk.usage)) usage = chunk.usage;
+      created = chunk.created ?? created;
+      const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+      for (const c of choices) {
+        if (!overflow) produced += producedText(c.delta);
+        if (produced.length > MAX_PRODUCED_CHARS) overflow = true;
+        if (c.finish_reason) finishReason = c.finish_reason;
+      }
+      // The backend's usage chunk is replaced by ours (with the cost) at the end.
+      if (choices.length === 0) continue;
+      // The chunk is this request's own (parsed or built for it), so it is sent as it is, not copied.
+      chunk.id = completionId;
+      chunk.model = model.id;
+      chunk.usage = undefined;
+      const backpressure = sse.send(chunk);
+      if (backpressure) await backpressure;
+      if (lifetime.reason) break;
+    }
+  } catch (err) {
+    if (!lifetime.clientGone) {
+      failure = asApiError(err, lifetime);
+      if (!(err instanceof ApiError) && !lifetime.reason) request.log.warn({ err }, 'backend stream failed');
+    }
+  }
+  // Ended while a chunk was being written (the loop left before the backend noticed).
+  if (!failure && lifetime.reason && lifetime.reason !== 'client_gone') failure = asApiError(undefined, lifetime);
+  // Cancelled: the client left (or stopped reading), or a shutdown ended the request.
+  const cancelled = lifetime.clientGone || lifetime.reason === 'shutdown';
+  const complete = !lifetime.reason && !failure;
+  // A finished stream is billed at the backend's own count; a stream cut short at the prompt
+  // plus what was produced before the cut, counted with our tokenizer (up to the output cap
+  // the hold covers: the charge never exceeds the hold).
+  const counted: Usage =
+    complete && usage
+      ? usage
+      : {
+          prompt_tokens: usage?.prompt_tokens ?? opts.promptTokens,
+          completion_tokens: overflow ? opts.maxOutput : await countTextWithin(produced, opts.maxOutput),
+          total_tokens: 0,
+        };
+  let charged = 0;
+  try {
+    const outcome: MeterOutcome = {
+      status: complete ? 'succeeded' : cancelled ? 'cancelled' : 'failed',
+      httpStatus: complete ? 200 : lifetime.clientGone ? 499 : (failure?.status ?? 502),
+      promptTokens: counted.prompt_tokens,
+      completionTokens: counted.completion_tokens,
+      // A backend that failed before producing anything is not billed.
+      bill: complete || cancelled || produced.length > 0,
+      finishReason,
+      errorCode: failure?.code ?? null,
+    };
+    charged = await meter.close(outcome);
+  } catch (err) {
+    request.log.error({ err }, 'settling a stream failed; the hold will expire unbilled');
+    failure ??= databaseUnavailable(err) ? new ApiError('service_unavailable') : new ApiError('internal_error');
+  }
+  if (failure) {
+    await sse.send(failure.toBody());
+    sse.end();
+  } else if (!cancelled) {
+    if (opts.includeUsage) {
+      await sse.send({
+        id: completionId,
+        object: 'chat.completion.chunk',
+        created,
+        model: model.id,
+        choices: [],
+        usage: withCost(counted, charged),
+      });
+    }
+    sse.done();
+  }
+  request.log.debug({ status: lifetime.clientGone ? 499 : (failure?.status ?? 200), costMicros: charged }, 'stream settled');
+  return reply;
+}
