@@ -2,8 +2,8 @@
 // the same turn of the event loop share one transaction, one operation failing fails only
 // itself (the batch is re-run one operation per transaction), and no operation is reported done
 // before the COMMIT that makes it durable. A commit costs far more than the statements in it
-// (bench/README.md), so this is where throughput comes from. One transaction per operation
-// (KyselyLedgerExecutor) is the plain reference the property tests compare against.
+// (bench/README.md), so this is where throughput comes from. The ledger's property tests
+// (test/ledger.test.ts) run these executors, on both databases.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ControlledTransaction } from 'kysely';
 import type pg from 'pg';
@@ -13,7 +13,6 @@ import {
   executeSql,
   type FusedCall,
   fusedCall,
-  kyselyStatements,
   type LedgerStatements,
   PG_FUSED_STATEMENTS,
   postgresStatements,
@@ -25,24 +24,6 @@ import {
 export interface LedgerExecutor {
   /** Runs `op` atomically: all of its statements take effect together, or none do. */
   run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T>;
-}
-
-export class KyselyLedgerExecutor implements LedgerExecutor {
-  constructor(private readonly database: Pick<Database, 'db' | 'dialect'>) {}
-
-  async run<T>(op: (s: LedgerStatements) => Promise<T>): Promise<T> {
-    const lockRows = this.database.dialect === 'postgres';
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.database.db.transaction().execute((tx) => op(kyselyStatements(tx, { lockRows })));
-      } catch (err) {
-        // Concurrent transactions on PostgreSQL can take the same rows in opposite orders (a
-        // settlement closes its hold, then updates the account; a hold does the reverse), and
-        // PostgreSQL then aborts one of them. Nothing of it was kept: run it again.
-        if (attempt >= 5 || (err as { code?: unknown }).code !== '40P01') throw err;
-      }
-    }
-  }
 }
 
 type Pending = { op: (s: LedgerStatements) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
@@ -177,13 +158,14 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
   constructor(
     private readonly db: Db,
     private readonly pool: pg.Pool,
+    private readonly mode: PgBatchMode = 'prepared',
   ) {
     super();
   }
 
   protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
     const wave: QueuedCall[] = [];
-    const probes = batch.map(() => new OperationProbe(this.db, wave));
+    const probes = batch.map(() => new OperationProbe(this.db, wave, this.mode === 'prepared'));
     // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
     const runs = batch.map((p, i) => settled(p.op(probes[i] as OperationProbe)));
     for (const probe of probes) probe.collecting = false;
@@ -237,7 +219,8 @@ const settled = (p: Promise<unknown>): Promise<Outcome> =>
  * the operation's own transaction.
  */
 class OperationProbe implements LedgerStatements {
-  collecting = true;
+  /** While true, the operation's first statement joins the batch's message if it is a fused one. */
+  collecting: boolean;
   private calls = 0;
   private wrote = false;
   private tx: Promise<ControlledTransaction<DB>> | undefined;
@@ -251,7 +234,9 @@ class OperationProbe implements LedgerStatements {
   constructor(
     private readonly db: Db,
     private readonly wave: QueuedCall[],
+    fuse: boolean,
   ) {
+    this.collecting = fuse;
     this.turn.catch(() => {}); // an aborted batch rejects the turn of operations that never asked for it
   }
 
@@ -315,9 +300,17 @@ class OperationProbe implements LedgerStatements {
   }
 }
 
+/**
+ * How PostgreSQL runs a batch: `prepared` sends the fused statements of a batch as one message of
+ * EXECUTEs of statements prepared on the connection (the fast path, but SQL-level PREPARE does
+ * not survive PgBouncer's transaction mode); `plain` runs every operation in its own transaction
+ * with parameterised statements only (works through any pooler; slower).
+ */
+export type PgBatchMode = 'prepared' | 'plain';
+
 /** The server's executor for a database: group commit, on SQLite and on PostgreSQL. */
-export function createLedgerExecutor(database: Database): LedgerExecutor {
+export function createLedgerExecutor(database: Database, opts: { pgBatch?: PgBatchMode } = {}): LedgerExecutor {
   return database.dialect === 'sqlite'
     ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
-    : new PostgresBatchLedgerExecutor(database.db, database.pool);
+    : new PostgresBatchLedgerExecutor(database.db, database.pool, opts.pgBatch ?? 'prepared');
 }
