@@ -37,7 +37,7 @@ const EnvSchema = z.object({
     .regex(/^(true|false|\d+|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/, 'must be true, false, a hop count or a list of proxy addresses')
     .default('false'),
   BIZORA_SIGNUP: z.enum(['open', 'closed']).default('open'),
-  BIZORA_PG_BATCH: z.enum(['prepared', 'plain']).default('prepared'),
+  BIZORA_PG_PREPARED_STATEMENTS: z.enum(['on', 'off']).default('on'),
 });
 
 /**
@@ -109,8 +109,11 @@ export type Config = Readonly<{
   trustProxy: boolean | number | string[];
   /** open: anyone may sign up in the dashboard; closed: only the CLI or an administrator creates accounts. */
   signup: 'open' | 'closed';
-  /** How PostgreSQL runs the ledger's batches (ledger-executor.ts): `plain` works through PgBouncer's transaction mode. */
-  pgBatch: 'prepared' | 'plain';
+  /**
+   * Statements kept prepared on PostgreSQL connections (the ledger's batches, the key look-up);
+   * off for a pooler in transaction mode (PgBouncer), which cannot keep them.
+   */
+  pgPreparedStatements: boolean;
   models: readonly ModelConfig[];
 }>;
 
@@ -214,7 +217,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           Math.floor(getHeapStatistics().heap_size_limit * 0.9),
     trustProxy: trustProxyOf(env.BIZORA_TRUST_PROXY),
     signup: env.BIZORA_SIGNUP,
-    pgBatch: env.BIZORA_PG_BATCH,
+    pgPreparedStatements: env.BIZORA_PG_PREPARED_STATEMENTS === 'on',
     models: Object.freeze(modelsFromEnv(env).map((m) => Object.freeze(m))),
   });
 }

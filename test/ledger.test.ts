@@ -66,7 +66,7 @@ const usageFor = (hold: Hold, keyId: string, now: number, extra: Partial<NewUsag
 
 // The executor the server runs (group commit; on PostgreSQL with its fused statements, and the
 // general statements for the rest), on both databases; and PostgreSQL's plain batches
-// (BIZORA_PG_BATCH=plain, for PgBouncer), which run every operation on the general statements.
+// (BIZORA_PG_PREPARED_STATEMENTS=off, for PgBouncer), which run every operation on the general statements.
 const modes = (kind: string): PgBatchMode[] => (kind === 'postgres' ? ['prepared', 'plain'] : ['prepared']);
 for (const kind of testDatabaseKinds())
   for (const pgBatch of modes(kind)) {

@@ -7,8 +7,9 @@
 //   file-lock system calls (strace) and was 5–6 % of the busy server under load. The statement
 //   reads only api_keys, which no multi-statement transaction writes, so it needs no lock
 //   against the ledger's group commits on the same connection.
-// - PostgreSQL: one named prepared statement. A query per request was a round trip per request,
-//   and its socket write alone was a quarter of the server's CPU under load (bench/README.md).
+// - PostgreSQL: one named prepared statement (unnamed when BIZORA_PG_PREPARED_STATEMENTS=off, for a
+//   pooler in transaction mode). A query per request was a round trip per request, and its socket
+//   write alone was a quarter of the server's CPU under load (bench/README.md).
 import type { Database } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 
@@ -16,7 +17,7 @@ export type KeyFinder = (hash: string) => Promise<ApiKeyRow | undefined>;
 
 const COLUMNS = 'id, account_id, name, hash, preview, mode, created_at, last_used_at, revoked_at, expires_at';
 
-export function createKeyFinder(database: Database): KeyFinder {
+export function createKeyFinder(database: Database, opts: { prepared?: boolean } = {}): KeyFinder {
   if (database.dialect === 'sqlite') {
     const { sqlite } = database;
     const one = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`);
@@ -29,7 +30,7 @@ export function createKeyFinder(database: Database): KeyFinder {
   }
   const { pool } = database;
   const query = {
-    name: 'bizora_find_keys',
+    ...(opts.prepared === false ? {} : { name: 'bizora_find_keys' }),
     text: `SELECT ${COLUMNS} FROM api_keys WHERE hash = ANY($1::text[])`,
   };
   return batched(async (hashes) => (await pool.query<ApiKeyRow>({ ...query, values: [hashes] })).rows);
