@@ -169,10 +169,12 @@ for (const kind of testDatabaseKinds()) {
         ['balance', '--account', 'acct_missing'],
         ['frobnicate'],
       ];
-      for (const args of cases) {
-        const r = await cli(...args);
-        assert.notEqual(r.code, 0, args.join(' '));
-        assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: ${r.stderr}`);
+      // Independent of each other: run at once.
+      const results = await Promise.all(cases.map((args) => cli(...args)));
+      for (const [i, r] of results.entries()) {
+        const args = (cases[i] as string[]).join(' ');
+        assert.notEqual(r.code, 0, args);
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${args}: ${r.stderr}`);
       }
     });
 

@@ -6,8 +6,8 @@
 // exists inside a transaction (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
-import pg from 'pg';
 import type { Tx } from '../db/connection.ts';
+import { loadPg } from '../db/pg-driver.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 
 export type Balances = { balance_micros: number; held_micros: number };
@@ -180,7 +180,7 @@ export function pgLiteral(v: unknown): string {
     if (!Number.isSafeInteger(v)) throw new RangeError(`not an integer: ${v}`);
     return String(v);
   }
-  if (typeof v === 'string') return pg.escapeLiteral(v);
+  if (typeof v === 'string') return loadPg().escapeLiteral(v);
   throw new TypeError(`no PostgreSQL literal for a ${typeof v}`);
 }
 

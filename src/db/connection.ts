@@ -4,7 +4,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
+import { loadPg } from './pg-driver.ts';
 import type { DB } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -17,10 +18,6 @@ export type Database = { db: Db; close(): Promise<void> } & (
   | { dialect: 'sqlite'; sqlite: SQLite.Database }
   | { dialect: 'postgres'; pool: pg.Pool }
 );
-
-// BIGINT (int8) and COUNT(*) come back from pg as strings; our values stay far below 2^53.
-pg.types.setTypeParser(20, (v) => Number(v));
-pg.types.setTypeParser(1700, (v) => Number(v));
 
 export function sqlitePath(url: string): string {
   return url.replace(/^sqlite:(\/\/)?/, '');
@@ -111,7 +108,7 @@ export function openDatabase(url: string, opts: OpenOptions = {}): Database {
     };
   }
   const timeoutMs = opts.timeoutMs ?? 5000;
-  const pool = new pg.Pool({
+  const pool = new (loadPg().Pool)({
     connectionString: url,
     max: opts.poolSize ?? 10,
     // Every wait on PostgreSQL has a deadline: a stalled server costs a request a clear 503
