@@ -25,6 +25,8 @@ const STAMP = '.built';
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 function newest(dir, skip = new Set()) {
+  // A deployment without the sources (dist/ copied in) has nothing to rebuild from.
+  if (!existsSync(dir)) return 0;
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (skip.has(e.name)) continue;

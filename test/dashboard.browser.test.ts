@@ -10,6 +10,10 @@ import { type Harness, startHarness } from './support/harness.ts';
 const CHROMIUM = process.env.BIZORA_CHROMIUM ?? '/usr/bin/chromium';
 const OUTPUT = new URL('../test-output/', import.meta.url).pathname;
 const haveChromium = existsSync(CHROMIUM);
+/** Pages are saved as pictures only when asked (BIZORA_SCREENSHOTS=1): they take a third of a second each. */
+const screenshot = async (page: Page, name: string) => {
+  if (process.env.BIZORA_SCREENSHOTS === '1') await page.screenshot({ path: `${OUTPUT}${name}` });
+};
 if (!haveChromium) {
   if (process.env.CI === 'true')
     throw new Error(`Chromium is missing at ${CHROMIUM}; under CI=true the browser suite must run (.ci/run installs it).`);
@@ -113,7 +117,7 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await page.reload();
     await row.getByText('Active').waitFor();
     assert.notEqual(await row.locator('td').nth(4).innerText(), 'Never', 'last used is shown');
-    await page.screenshot({ path: `${OUTPUT}api-keys.png` });
+    await screenshot(page, 'api-keys.png');
 
     await row.getByRole('button', { name: 'Revoke Key' }).click();
     const confirm = page.getByRole('dialog');
@@ -145,16 +149,16 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await page.getByText('Sign-up credit').waitFor();
     await page.getByText(`Request ${requestId}`).waitFor();
     assert.match(await page.getByTestId('balance').innerText(), /^\$4\.99/);
-    await page.screenshot({ path: `${OUTPUT}billing.png` });
+    await screenshot(page, 'billing.png');
 
     await page.getByRole('link', { name: 'Usage' }).click();
     await page.locator('.recharts-surface').first().waitFor();
     await page.locator('td', { hasText: 'usage-test' }).waitFor();
-    await page.screenshot({ path: `${OUTPUT}usage.png` });
+    await screenshot(page, 'usage.png');
     const link = page.getByRole('link', { name: `${requestId.slice(0, 14)}…` });
     await link.click();
     await page.getByText(`GET /v1/generation?id=${requestId}`).waitFor();
-    await page.screenshot({ path: `${OUTPUT}usage-record.png` });
+    await screenshot(page, 'usage-record.png');
 
     await page.getByRole('link', { name: 'Getting started' }).click();
     assert.equal(await page.getByTestId('base-url').innerText(), `${h.url}/v1`);
@@ -191,7 +195,7 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     assert.match(password, /^[0-9A-Za-z]{20}$/);
     await shown.getByRole('button', { name: 'Done' }).click();
     await page.locator('td', { hasText: 'hire@example.com' }).waitFor();
-    await page.screenshot({ path: `${OUTPUT}accounts.png` });
+    await screenshot(page, 'accounts.png');
 
     await page.getByRole('link', { name: 'Billing' }).click();
     await page.getByRole('heading', { name: 'Grant credit' }).waitFor();

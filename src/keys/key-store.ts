@@ -3,7 +3,7 @@ import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
-import { MAX_KEY_NAME } from './schemas.ts';
+import { MAX_KEY_NAME } from './key-name.ts';
 
 export type PublicKey = Omit<ApiKeyRow, 'hash'>;
 export type CreatedKey = PublicKey & { key: string };

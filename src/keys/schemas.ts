@@ -1,8 +1,6 @@
 // The keys capability's HTTP shapes (dashboard API); the web app's types come from these too.
 import { Type } from 'typebox';
-
-/** The longest key name, after trimming. */
-export const MAX_KEY_NAME = 100;
+import { MAX_KEY_NAME } from './key-name.ts';
 
 const Mode = Type.Union([Type.Literal('live'), Type.Literal('test')]);
 
