@@ -10,10 +10,12 @@ import type pg from 'pg';
 import { type Database, type Db, databaseUnavailable } from '../db/connection.ts';
 import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 import {
+  compileLedgerStatements,
   executeSql,
   type FusedCall,
   fusedCall,
   type LedgerStatements,
+  type LedgerTemplates,
   PG_FUSED_STATEMENTS,
   postgresStatements,
   prepareSql,
@@ -102,7 +104,7 @@ export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
     private readonly sqlite: BetterSqlite3.Database,
   ) {
     super();
-    this.statements = sqliteStatements(sqlite);
+    this.statements = sqliteStatements(compileLedgerStatements(db, 'sqlite'), sqlite);
     this.tx = {
       begin: sqlite.prepare('BEGIN IMMEDIATE'),
       commit: sqlite.prepare('COMMIT'),
@@ -161,11 +163,14 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
     private readonly mode: PgBatchMode = 'prepared',
   ) {
     super();
+    this.templates = compileLedgerStatements(db, 'postgres');
   }
+
+  private readonly templates: LedgerTemplates;
 
   protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
     const wave: QueuedCall[] = [];
-    const probes = batch.map(() => new OperationProbe(this.db, wave, this.mode === 'prepared'));
+    const probes = batch.map(() => new OperationProbe(this.db, this.templates, wave, this.mode === 'prepared'));
     // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
     const runs = batch.map((p, i) => settled(p.op(probes[i] as OperationProbe)));
     for (const probe of probes) probe.collecting = false;
@@ -233,6 +238,7 @@ class OperationProbe implements LedgerStatements {
 
   constructor(
     private readonly db: Db,
+    private readonly templates: LedgerTemplates,
     private readonly wave: QueuedCall[],
     fuse: boolean,
   ) {
@@ -273,7 +279,7 @@ class OperationProbe implements LedgerStatements {
     if (this.wrote) throw new Error('a fused ledger statement that wrote must end its operation');
     await this.turn;
     this.tx ??= this.db.startTransaction().execute();
-    return statement(postgresStatements(await this.tx));
+    return statement(postgresStatements(this.templates, await this.tx));
   }
 
   abort(err: unknown): void {

@@ -1,12 +1,13 @@
-// The handful of statements the ledger is made of, behind one interface with three
-// implementations: Kysely (any database), prepared better-sqlite3 statements (SQLite in the
-// server), and Kysely with PostgreSQL's hold and usual settlement each fused into one statement
-// (PostgreSQL in the server). The ledger's logic (ledger.ts) is written once against this
-// interface; the property tests run it on every implementation. A LedgerStatements object only
+// The handful of statements the ledger is made of, behind one interface. Each is written once,
+// in Kysely, and compiled once per database; a small runner per driver executes the compiled SQL
+// (prepared better-sqlite3 statements on SQLite; the transaction's connection on PostgreSQL).
+// PostgreSQL's hold and usual settlement are also fused into one statement each (the batch's fast
+// path, below). The ledger's logic (ledger.ts) is written once against this interface; the
+// property tests run it through the executors the server runs. A LedgerStatements object only
 // exists inside a transaction (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
 import { CompiledQuery } from 'kysely';
-import type { Tx } from '../db/connection.ts';
+import type { Db, Dialect, Tx } from '../db/connection.ts';
 import { loadPg } from '../db/pg-driver.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 
@@ -46,63 +47,40 @@ export type SettleOpenHold = {
   usage: NewUsageRecord;
 };
 
-/**
- * `lockRows` (PostgreSQL): reading the balances locks the account row until COMMIT, so that what
- * a late settlement computes from them (the charge it can still afford) still holds when it
- * writes, whatever other transactions commit meanwhile. SQLite has one writer at a time.
- */
-export function kyselyStatements(tx: Tx, { lockRows = false } = {}): LedgerStatements {
-  return {
-    async holdAndInsert(hold) {
-      const amount = hold.amount_micros;
-      const r = await tx
-        .updateTable('accounts')
-        .set((eb) => ({ held_micros: eb('held_micros', '+', amount) }))
-        .where('id', '=', hold.account_id)
-        .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', amount))
-        .executeTakeFirst();
-      if (r.numUpdatedRows !== 1n) return false;
-      await tx.insertInto('holds').values(hold).execute();
-      return true;
-    },
-    balances(accountId) {
-      const q = tx.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', accountId);
-      return (lockRows ? q.forUpdate() : q).executeTakeFirst();
-    },
-    async closeHold(holdId, status, now) {
-      const r = await tx
-        .updateTable('holds')
-        .set({ status, closed_at: now })
-        .where('id', '=', holdId)
-        .where('status', '=', 'open')
-        .executeTakeFirst();
-      return r.numUpdatedRows === 1n;
-    },
-    async adjust(accountId, change) {
-      const row = await tx
-        .updateTable('accounts')
-        .set((eb) => ({ balance_micros: eb('balance_micros', '+', change.balance), held_micros: eb('held_micros', '+', change.held) }))
-        .where('id', '=', accountId)
-        .returning('balance_micros')
-        .executeTakeFirst();
-      return row?.balance_micros;
-    },
-    async insertEntry(entry) {
-      await tx.insertInto('ledger_entries').values(entry).execute();
-    },
-    async insertUsage(record) {
-      await tx.insertInto('usage_records').values(record).execute();
-    },
-    findGrant(idempotencyKey) {
-      return tx
-        .selectFrom('ledger_entries')
-        .select(['account_id', 'amount_micros', 'balance_after_micros'])
-        .where('idempotency_key', '=', idempotencyKey)
-        .executeTakeFirst();
-    },
-  };
+// Each statement is written once, with Kysely, as a template with named parameters; it is
+// compiled once per database when an executor is made, and run by a small runner per driver:
+// prepared better-sqlite3 statements (synchronous, inside the SQLite batch's transaction) or the
+// transaction's own connection (PostgreSQL, through Kysely, parameterised).
+
+const PARAM = Symbol('ledger statement parameter');
+type Marker = { readonly [PARAM]: string };
+/** A named parameter in a statement template (bound by name each time the statement runs). */
+const param = <T>(name: string): T => ({ [PARAM]: name }) as unknown as T;
+
+/** A compiled statement and how to bind its parameters: by name from the input, or a constant. */
+export type Template = { sql: string; bind: (input: Readonly<Record<string, unknown>>) => unknown[] };
+
+function template(query: { compile(): CompiledQuery }): Template {
+  const { sql, parameters } = query.compile();
+  const slots = parameters.map((v) => {
+    const name = (v as Marker | null)?.[PARAM];
+    return typeof name === 'string' ? { name } : { value: v };
+  });
+  return { sql, bind: (input) => slots.map((s) => ('name' in s ? (input[s.name] ?? null) : s.value)) };
 }
 
+const ENTRY_COLUMNS = [
+  'id',
+  'account_id',
+  'kind',
+  'amount_micros',
+  'balance_after_micros',
+  'request_id',
+  'reason',
+  'hold_micros',
+  'idempotency_key',
+  'created_at',
+] as const satisfies readonly (keyof LedgerEntry)[];
 const USAGE_COLUMNS = [
   'id',
   'account_id',
@@ -121,56 +99,127 @@ const USAGE_COLUMNS = [
   'error_code',
   'latency_ms',
   'created_at',
-] as const;
+] as const satisfies readonly (keyof NewUsageRecord)[];
 const USAGE_COLUMN_LIST = USAGE_COLUMNS.join(', ');
+const HOLD_COLUMNS = [
+  'id',
+  'account_id',
+  'request_id',
+  'amount_micros',
+  'status',
+  'created_at',
+  'expires_at',
+  'closed_at',
+] as const satisfies readonly (keyof Hold)[];
+const row = <C extends string>(columns: readonly C[]) => Object.fromEntries(columns.map((c) => [c, param(c)])) as Record<C, never>;
 
-/** The same statements, prepared once on the SQLite connection and run synchronously. */
-export function sqliteStatements(sqlite: BetterSqlite3.Database): LedgerStatements {
-  const hold = sqlite.prepare('UPDATE accounts SET held_micros = held_micros + ? WHERE id = ? AND balance_micros - held_micros >= ?');
-  const balances = sqlite.prepare('SELECT balance_micros, held_micros FROM accounts WHERE id = ?');
-  const insertHold = sqlite.prepare(
-    'INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-  );
-  const closeHold = sqlite.prepare("UPDATE holds SET status = ?, closed_at = ? WHERE id = ? AND status = 'open'");
-  const adjust = sqlite.prepare(
-    'UPDATE accounts SET balance_micros = balance_micros + ?, held_micros = held_micros + ? WHERE id = ? RETURNING balance_micros',
-  );
-  const insertEntry = sqlite.prepare(
-    'INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-  );
-  const findGrant = sqlite.prepare('SELECT account_id, amount_micros, balance_after_micros FROM ledger_entries WHERE idempotency_key = ?');
-  const insertUsage = sqlite.prepare(
-    `INSERT INTO usage_records (${USAGE_COLUMN_LIST}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`,
-  );
+/** The ledger's statements for one database, compiled. `db` is only asked to compile, never to run. */
+export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
+
+/**
+ * On PostgreSQL reading the balances locks the account row until COMMIT, so that what a late
+ * settlement computes from them (the charge it can still afford) still holds when it writes,
+ * whatever other transactions commit meanwhile. SQLite has one writer at a time.
+ */
+export function compileLedgerStatements(db: Db, dialect: Dialect) {
+  const balances = db.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', param<string>('account'));
   return {
-    async holdAndInsert(h) {
-      if (hold.run(h.amount_micros, h.account_id, h.amount_micros).changes !== 1) return false;
-      insertHold.run(h.id, h.account_id, h.request_id, h.amount_micros, h.status, h.created_at, h.expires_at, h.closed_at);
+    hold: template(
+      db
+        .updateTable('accounts')
+        .set((eb) => ({ held_micros: eb('held_micros', '+', param<number>('amount_micros')) }))
+        .where('id', '=', param<string>('account_id'))
+        .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', param<number>('amount_micros'))),
+    ),
+    insertHold: template(db.insertInto('holds').values(row(HOLD_COLUMNS))),
+    balances: template(dialect === 'postgres' ? balances.forUpdate() : balances),
+    closeHold: template(
+      db
+        .updateTable('holds')
+        .set({ status: param<HoldStatus>('status'), closed_at: param<number>('now') })
+        .where('id', '=', param<string>('hold'))
+        .where('status', '=', 'open'),
+    ),
+    adjust: template(
+      db
+        .updateTable('accounts')
+        .set((eb) => ({
+          balance_micros: eb('balance_micros', '+', param<number>('balance')),
+          held_micros: eb('held_micros', '+', param<number>('held')),
+        }))
+        .where('id', '=', param<string>('account'))
+        .returning('balance_micros'),
+    ),
+    insertEntry: template(db.insertInto('ledger_entries').values(row(ENTRY_COLUMNS))),
+    insertUsage: template(db.insertInto('usage_records').values(row(USAGE_COLUMNS))),
+    findGrant: template(
+      db
+        .selectFrom('ledger_entries')
+        .select(['account_id', 'amount_micros', 'balance_after_micros'])
+        .where('idempotency_key', '=', param<string>('key')),
+    ),
+  };
+}
+
+/** Runs a compiled statement: what it changed, and its first row. */
+type Runner = {
+  run(t: Template, input: Readonly<Record<string, unknown>>): Promise<{ changes: number; row: unknown }>;
+};
+
+/** The ledger's statements, once, over a runner. */
+function ledgerStatements(t: LedgerTemplates, r: Runner): LedgerStatements {
+  return {
+    async holdAndInsert(hold) {
+      if ((await r.run(t.hold, hold)).changes !== 1) return false;
+      await r.run(t.insertHold, hold);
       return true;
     },
-    balances: async (accountId) => balances.get(accountId) as Balances | undefined,
-    closeHold: async (holdId, status, now) => closeHold.run(status, now, holdId).changes === 1,
-    adjust: async (accountId, change) =>
-      (adjust.get(change.balance, change.held, accountId) as { balance_micros: number } | undefined)?.balance_micros,
-    async insertEntry(e) {
-      insertEntry.run(
-        e.id,
-        e.account_id,
-        e.kind,
-        e.amount_micros,
-        e.balance_after_micros,
-        e.request_id,
-        e.reason,
-        e.hold_micros,
-        e.idempotency_key,
-        e.created_at,
-      );
+    balances: async (account) => (await r.run(t.balances, { account })).row as Balances | undefined,
+    closeHold: async (hold, status, now) => (await r.run(t.closeHold, { hold, status, now })).changes === 1,
+    adjust: async (account, change) =>
+      ((await r.run(t.adjust, { account, balance: change.balance, held: change.held })).row as { balance_micros: number } | undefined)
+        ?.balance_micros,
+    async insertEntry(entry) {
+      await r.run(t.insertEntry, entry);
     },
-    async insertUsage(u) {
-      insertUsage.run(...USAGE_COLUMNS.map((c) => u[c] ?? null));
+    async insertUsage(record) {
+      await r.run(t.insertUsage, record);
     },
-    findGrant: async (idempotencyKey) => findGrant.get(idempotencyKey) as GrantRecord | undefined,
+    findGrant: async (key) => (await r.run(t.findGrant, { key })).row as GrantRecord | undefined,
   };
+}
+
+/** The statements inside a Kysely transaction (PostgreSQL's operations that are not fused). */
+export function transactionStatements(t: LedgerTemplates, tx: Tx): LedgerStatements {
+  return ledgerStatements(t, {
+    async run(template, input) {
+      const result = await tx.executeQuery(CompiledQuery.raw(template.sql, template.bind(input)));
+      return { changes: Number(result.numAffectedRows ?? 0n), row: result.rows[0] };
+    },
+  });
+}
+
+/**
+ * The statements on the SQLite connection, each prepared once and run synchronously. Only the
+ * SQLite batch executor calls this, and only ever runs them between its BEGIN and COMMIT.
+ */
+export function sqliteStatements(t: LedgerTemplates, sqlite: BetterSqlite3.Database): LedgerStatements {
+  const prepared = new Map<Template, { statement: BetterSqlite3.Statement; returnsRows: boolean }>();
+  for (const template of Object.values(t)) {
+    const statement = sqlite.prepare(template.sql);
+    prepared.set(template, { statement, returnsRows: statement.reader });
+  }
+  return ledgerStatements(t, {
+    async run(template, input) {
+      const p = prepared.get(template) as { statement: BetterSqlite3.Statement; returnsRows: boolean };
+      const args = template.bind(input);
+      if (p.returnsRows) {
+        const row = p.statement.get(...args);
+        return { changes: row === undefined ? 0 : 1, row };
+      }
+      return { changes: p.statement.run(...args).changes, row: undefined };
+    },
+  });
 }
 
 /** A value as a PostgreSQL literal. Only the types the ledger writes; anything else is a bug. */
@@ -271,10 +320,10 @@ export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}
  * PostgreSQL inside one Kysely transaction: Kysely's statements with the two fused ones in place.
  * The batch executor runs the fused statements of a batch together and only the rest through this.
  */
-export function postgresStatements(tx: Tx): Required<LedgerStatements> {
+export function postgresStatements(t: LedgerTemplates, tx: Tx): Required<LedgerStatements> {
   const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
   return {
-    ...kyselyStatements(tx, { lockRows: true }),
+    ...transactionStatements(t, tx),
     holdAndInsert: (h) => wrote(fusedCall.holdAndInsert(h)),
     settleOpenHold: (input) => wrote(fusedCall.settleOpenHold(input)),
   };
