@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/billing/ledger.ts';
 import { createLedgerExecutor, type LedgerExecutor, type PgBatchMode } from '../src/billing/ledger-executor.ts';
+import { compileLedgerStatements, sqliteStatements } from '../src/billing/ledger-statements.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import type { Hold, NewUsageRecord } from '../src/db/schema.ts';
@@ -284,3 +285,21 @@ for (const kind of testDatabaseKinds())
       });
     });
   }
+
+describe('ledger statements outside a transaction (sqlite)', () => {
+  test('refuse to move money', async (t) => {
+    const tdb = await createTestDatabase('sqlite');
+    const database = openDatabase(tdb.url);
+    t.after(async () => {
+      await database.close();
+      await tdb.drop();
+    });
+    await migrateToLatest(database.db);
+    if (database.dialect !== 'sqlite') throw new Error('not sqlite');
+    const acct = await createAccount(database.db, { email: `${newId('acct')}@example.com`, now: Date.now() });
+    const outside = sqliteStatements(compileLedgerStatements(database.db, 'sqlite'), database.sqlite);
+    await assert.rejects(grantCredit(outside, { accountId: acct.id, micros: 1000, now: Date.now() }), /only inside the ledger executor/);
+    const row = await database.db.selectFrom('accounts').select('balance_micros').where('id', '=', acct.id).executeTakeFirstOrThrow();
+    assert.equal(row.balance_micros, 0);
+  });
+});

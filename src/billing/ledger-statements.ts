@@ -201,7 +201,8 @@ export function transactionStatements(t: LedgerTemplates, tx: Tx): LedgerStateme
 
 /**
  * The statements on the SQLite connection, each prepared once and run synchronously. Only the
- * SQLite batch executor calls this, and only ever runs them between its BEGIN and COMMIT.
+ * SQLite batch executor calls this, and it runs them between its BEGIN and COMMIT; run outside a
+ * transaction they refuse (the Kysely runner needs a Tx, which only a transaction gives).
  */
 export function sqliteStatements(t: LedgerTemplates, sqlite: BetterSqlite3.Database): LedgerStatements {
   const prepared = new Map<Template, { statement: BetterSqlite3.Statement; returnsRows: boolean }>();
@@ -211,6 +212,8 @@ export function sqliteStatements(t: LedgerTemplates, sqlite: BetterSqlite3.Datab
   }
   return ledgerStatements(t, {
     async run(template, input) {
+      // Money moves only inside a transaction: a statement run outside the executor's is a bug.
+      if (!sqlite.inTransaction) throw new Error('ledger statements run only inside the ledger executor’s transaction');
       const p = prepared.get(template) as { statement: BetterSqlite3.Statement; returnsRows: boolean };
       const args = template.bind(input);
       if (p.returnsRows) {
