@@ -10,6 +10,8 @@ import { CompiledQuery } from 'kysely';
 import type { Db, Dialect, Tx } from '../db/connection.ts';
 import { loadPg } from '../db/pg-driver.ts';
 import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
+import { param, row, type Template, template } from '../db/statement-template.ts';
+import { recordUsageStatement, USAGE_COLUMNS } from '../usage/usage-store.ts';
 
 export type Balances = { balance_micros: number; held_micros: number };
 /** The entry a grant with an idempotency key wrote. */
@@ -52,23 +54,6 @@ export type SettleOpenHold = {
 // prepared better-sqlite3 statements (synchronous, inside the SQLite batch's transaction) or the
 // transaction's own connection (PostgreSQL, through Kysely, parameterised).
 
-const PARAM = Symbol('ledger statement parameter');
-type Marker = { readonly [PARAM]: string };
-/** A named parameter in a statement template (bound by name each time the statement runs). */
-const param = <T>(name: string): T => ({ [PARAM]: name }) as unknown as T;
-
-/** A compiled statement and how to bind its parameters: by name from the input, or a constant. */
-export type Template = { sql: string; bind: (input: Readonly<Record<string, unknown>>) => unknown[] };
-
-function template(query: { compile(): CompiledQuery }): Template {
-  const { sql, parameters } = query.compile();
-  const slots = parameters.map((v) => {
-    const name = (v as Marker | null)?.[PARAM];
-    return typeof name === 'string' ? { name } : { value: v };
-  });
-  return { sql, bind: (input) => slots.map((s) => ('name' in s ? (input[s.name] ?? null) : s.value)) };
-}
-
 const ENTRY_COLUMNS = [
   'id',
   'account_id',
@@ -81,25 +66,6 @@ const ENTRY_COLUMNS = [
   'idempotency_key',
   'created_at',
 ] as const satisfies readonly (keyof LedgerEntry)[];
-const USAGE_COLUMNS = [
-  'id',
-  'account_id',
-  'key_id',
-  'model',
-  'backend',
-  'mode',
-  'stream',
-  'status',
-  'http_status',
-  'finish_reason',
-  'prompt_tokens',
-  'completion_tokens',
-  'cost_micros',
-  'hold_micros',
-  'error_code',
-  'latency_ms',
-  'created_at',
-] as const satisfies readonly (keyof NewUsageRecord)[];
 const USAGE_COLUMN_LIST = USAGE_COLUMNS.join(', ');
 const HOLD_COLUMNS = [
   'id',
@@ -111,7 +77,6 @@ const HOLD_COLUMNS = [
   'expires_at',
   'closed_at',
 ] as const satisfies readonly (keyof Hold)[];
-const row = <C extends string>(columns: readonly C[]) => Object.fromEntries(columns.map((c) => [c, param(c)])) as Record<C, never>;
 
 /** The ledger's statements for one database, compiled. `db` is only asked to compile, never to run. */
 export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
@@ -151,7 +116,8 @@ export function compileLedgerStatements(db: Db, dialect: Dialect) {
         .returning('balance_micros'),
     ),
     insertEntry: template(db.insertInto('ledger_entries').values(row(ENTRY_COLUMNS))),
-    insertUsage: template(db.insertInto('usage_records').values(row(USAGE_COLUMNS))),
+    // The usage capability's own statement, run in the ledger's transaction.
+    insertUsage: recordUsageStatement(db),
     findGrant: template(
       db
         .selectFrom('ledger_entries')

@@ -2,11 +2,11 @@
 // and one request's record (the same view /v1/generation gives an API key).
 import type { FastifyInstance } from 'fastify';
 import { requireAccount } from '../accounts/dashboard-auth.ts';
-import { exactCents } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
 import { listKeys } from '../keys/key-store.ts';
+import { exactCents } from '../lib/money.ts';
 import { generationView } from './generation-view.ts';
 import { GenerationParams, GenerationView, UsageQuery, UsageView } from './schemas.ts';
 import { DAY_MS, dailyTotals, findUsage, recentUsage } from './usage-store.ts';

@@ -1,7 +1,8 @@
 // The public shape of one usage record: what /v1/generation and the dashboard both return.
-import { exactCents } from '../billing/pricing.ts';
+
 import type { UsageRecord } from '../db/schema.ts';
 import { unixSeconds } from '../lib/clock.ts';
+import { exactCents } from '../lib/money.ts';
 import { completionIdFor } from './usage-store.ts';
 
 export function generationView(u: UsageRecord) {

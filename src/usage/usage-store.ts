@@ -1,9 +1,35 @@
 // usage_records: one row per chat completion request that held money or reached a backend,
-// written by the ledger (ledger-statements.ts) in the transaction that settles the request.
-// Here: finding records, the per-day totals, and the completion id every record answers to.
+// written in the transaction that settles the request: the ledger runs recordUsageStatement
+// (and PostgreSQL's fused settlement writes these columns). Here: that statement, finding
+// records, the per-day totals, and the completion id every record answers to.
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
-import type { UsageRecord } from '../db/schema.ts';
+import type { NewUsageRecord, UsageRecord } from '../db/schema.ts';
+import { row, template } from '../db/statement-template.ts';
+
+/** The columns of a usage record, in the order every statement that writes one lists them. */
+export const USAGE_COLUMNS = [
+  'id',
+  'account_id',
+  'key_id',
+  'model',
+  'backend',
+  'mode',
+  'stream',
+  'status',
+  'http_status',
+  'finish_reason',
+  'prompt_tokens',
+  'completion_tokens',
+  'cost_micros',
+  'hold_micros',
+  'error_code',
+  'latency_ms',
+  'created_at',
+] as const satisfies readonly (keyof NewUsageRecord)[];
+
+/** Writes one usage record (a whole row, by column name), compiled for `db`'s database. */
+export const recordUsageStatement = (db: Db) => template(db.insertInto('usage_records').values(row(USAGE_COLUMNS)));
 
 export const DAY_MS = 86_400_000;
 // Integer division on both databases: the UTC day number. A literal, not a parameter, so that
