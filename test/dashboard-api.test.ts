@@ -7,19 +7,21 @@ import { type Harness, startHarness } from './support/harness.ts';
 for (const kind of testDatabaseKinds()) {
   describe(`dashboard API (${kind})`, () => {
     let h: Harness;
+    // Alice signs up first on a fresh database, so she is its administrator; every test may use her.
     let alice: DashboardClient;
+    let aliceAccount: { role: string; balance_cents: number };
     // The server's clock runs with real time, moved ahead by `skipped` when a test needs it.
     let skipped = 0;
     before(async () => {
       h = await startHarness(kind, { env: { BIZORA_SIGNUP_CREDIT_CENTS: '500' }, clock: { now: () => Date.now() + skipped } });
       alice = new DashboardClient(h.url);
+      aliceAccount = await alice.signUp('alice@example.com');
     });
     after(() => h.close());
 
     test('the first user to sign up is the administrator and starts with the sign-up credit', async () => {
-      const account = await alice.signUp('alice@example.com');
-      assert.equal(account.role, 'admin');
-      assert.equal(account.balance_cents, 500);
+      assert.equal(aliceAccount.role, 'admin');
+      assert.equal(aliceAccount.balance_cents, 500);
       const bob = new DashboardClient(h.url);
       assert.equal((await bob.signUp('bob@example.com')).role, 'member');
     });
@@ -123,6 +125,7 @@ for (const kind of testDatabaseKinds()) {
     test("an account can never see or revoke another account's keys", async () => {
       const mallory = new DashboardClient(h.url);
       await mallory.signUp('mallory@example.com');
+      assert.equal((await alice.call('POST', '/keys', { name: 'alice only' })).status, 201);
       const aliceKeys = (await alice.call('GET', '/keys')).body.data as Array<{ id: string }>;
       assert.ok(aliceKeys.length > 0);
       assert.deepEqual((await mallory.call('GET', '/keys')).body.data, []);

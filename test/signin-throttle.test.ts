@@ -186,6 +186,8 @@ describe('sign-in and sign-up over HTTP behind a trusted proxy (BIZORA_TRUST_PRO
     assert.equal(right.status, 200);
     assert.equal(right.body.account.email, 'owner@example.com');
     assert.equal(right.body.account.balance_cents, 100, 'no second sign-up credit');
+    // Its two failures on the owner's email are past the window for whatever test runs next.
+    skipped += 15 * 60 * 1000;
   });
 
   test('the session cookie is Secure when the proxy says the request came over https', async () => {
