@@ -9,7 +9,7 @@
 // JavaScript it depends on inside, so the server runs plain JavaScript from a few files instead
 // of some 1,300 modules through a TypeScript loader (less memory, faster start; bench/README.md).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +35,9 @@ function newest(dir, skip = new Set()) {
   }
   return t;
 }
-const lockfiles = () => Math.max(...['package.json', 'package-lock.json'].map((f) => mtime(join(root, f))));
+// The installed dependencies count too: the bundle inlines them (npm ci rewrites node_modules/.package-lock.json).
+const lockfiles = () =>
+  Math.max(...['package.json', 'package-lock.json', 'node_modules/.package-lock.json'].map((f) => mtime(join(root, f))));
 const stale = (out, sources) => !ifStale || mtime(join(out, STAMP)) < sources;
 
 async function buildServer() {
@@ -70,21 +72,59 @@ async function buildServer() {
 }
 
 function buildWeb() {
-  // In its own process, with Vite's own command line.
-  execFileSync(process.execPath, [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(root, 'web', 'vite.config.ts')], {
-    cwd: root,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  writeFileSync(join(WEB, STAMP), new Date().toISOString());
+  // In its own process, with Vite's own command line; aside, then renamed into place.
+  const tmp = `${WEB}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', join(root, 'web', 'vite.config.ts'), '--outDir', tmp],
+    { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  writeFileSync(join(tmp, STAMP), new Date().toISOString());
+  rmSync(WEB, { recursive: true, force: true });
+  renameSync(tmp, WEB);
 }
 
-const started = performance.now();
-if (stale(SERVER, Math.max(newest(join(root, 'src')), lockfiles()))) {
-  await buildServer();
-  say(`built the server into dist/server (${Math.round(performance.now() - started)} ms)`);
+/** One build at a time (two `npm start`s, or `npm test` beside one): the others wait, then see it done. */
+async function withBuildLock(fn) {
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  const lock = join(root, 'dist', '.build.lock');
+  for (const until = Date.now() + 120_000; ; ) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      // A lock older than any build is left over from a build that was killed.
+      if (Date.now() - mtime(lock) > 120_000 || Date.now() > until) rmSync(lock, { force: true });
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }
-const webStarted = performance.now();
-if (stale(WEB, Math.max(newest(join(root, 'web'), new Set(['dist', 'node_modules'])), lockfiles()))) {
-  buildWeb();
-  say(`built the dashboard into dist/web (${Math.round(performance.now() - webStarted)} ms)`);
+
+// A deployment (dist/ copied in, no sources, no build tools) has nothing to build: it runs dist/.
+if (ifStale && !existsSync(join(root, 'src'))) {
+  if (!existsSync(join(SERVER, 'bizora.mjs'))) {
+    console.error('bizora: no dist/ and no sources to build it from');
+    process.exit(1);
+  }
+  process.exit(0);
 }
+
+await withBuildLock(async () => {
+  const started = performance.now();
+  if (stale(SERVER, Math.max(newest(join(root, 'src')), lockfiles()))) {
+    await buildServer();
+    say(`built the server into dist/server (${Math.round(performance.now() - started)} ms)`);
+  }
+  const webStarted = performance.now();
+  if (stale(WEB, Math.max(newest(join(root, 'web'), new Set(['dist', 'node_modules'])), lockfiles()))) {
+    buildWeb();
+    say(`built the dashboard into dist/web (${Math.round(performance.now() - webStarted)} ms)`);
+  }
+});

@@ -305,6 +305,24 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await context.close();
   });
 
+  test('a page whose code cannot be loaded says so, and the rest of the dashboard stays', async () => {
+    const context = await browser.newContext();
+    const page = await newPage(context);
+    await signUp(page, 'seventh@example.com');
+    // The usage page's own chunk is gone (the server was updated) or the connection dropped.
+    await page.route('**/assets/UsagePage-*.js', (route) => route.abort('connectionfailed'));
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Usage' }).click();
+    await page
+      .getByRole('alert')
+      .getByText(/This page could not be loaded/)
+      .waitFor();
+    await page.getByRole('button', { name: 'Reload' }).waitFor();
+    await nav.getByRole('link', { name: 'Billing' }).click();
+    await page.getByRole('heading', { name: 'Billing' }).waitFor();
+    await context.close();
+  });
+
   test('a slow answer to an older usage filter never replaces the newer one', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await newPage(context);

@@ -3,6 +3,7 @@ import type React from 'react';
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { type Account, api, setSignedOutHandler } from './api.ts';
 import { Layout } from './components/Layout.tsx';
+import { PageErrorBoundary } from './components/PageErrorBoundary.tsx';
 import { AccountsPage } from './pages/AccountsPage.tsx';
 import { ApiKeysPage } from './pages/ApiKeysPage.tsx';
 import { AuthPage } from './pages/AuthPage.tsx';
@@ -102,7 +103,9 @@ export function App() {
         await refresh();
       }}
     >
-      <Suspense fallback={<div className="loading">Loading…</div>}>{page}</Suspense>
+      <PageErrorBoundary key={route}>
+        <Suspense fallback={<div className="loading">Loading…</div>}>{page}</Suspense>
+      </PageErrorBoundary>
     </Layout>
   );
 }

@@ -161,12 +161,16 @@ export function BillingPage(props: { account: Account; onChange: () => Promise<v
         </table>
       )}
       <div className="pager">
-        <button type="button" disabled={pages.length === 0 || state.loading} onClick={() => setPages((p) => p.slice(0, -1))}>
+        <button
+          type="button"
+          disabled={pages.length === 0 || state.loading || !!state.error}
+          onClick={() => setPages((p) => p.slice(0, -1))}
+        >
           ← Newer
         </button>
         <button
           type="button"
-          disabled={!data?.next_before || state.loading}
+          disabled={!data?.next_before || state.loading || !!state.error}
           onClick={() => data?.next_before && setPages((p) => [...p, data.next_before as string])}
         >
           Older →
