@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/billing/ledger.ts';
 import { createLedgerExecutor, type LedgerExecutor, type PgBatchMode } from '../src/billing/ledger-executor.ts';
-import { compileLedgerStatements, sqliteStatements } from '../src/billing/ledger-statements.ts';
+import { compileLedgerStatements, type Statements, sqliteStatements } from '../src/billing/ledger-statements.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
 import type { Hold, NewUsageRecord } from '../src/db/schema.ts';
@@ -298,6 +298,10 @@ describe('ledger statements outside a transaction (sqlite)', () => {
     if (database.dialect !== 'sqlite') throw new Error('not sqlite');
     const acct = await createAccount(database.db, { email: `${newId('acct')}@example.com`, now: Date.now() });
     const outside = sqliteStatements(compileLedgerStatements(database.db, 'sqlite'), database.sqlite);
+    // Nor does a hand-made object type-check as statements (npm run check fails if it ever does).
+    const forged: Statements = { ...outside };
+    // @ts-expect-error: only the ledger's runners make LedgerStatements
+    void (() => grantCredit(forged, { accountId: acct.id, micros: 1, now: 0 }));
     await assert.rejects(grantCredit(outside, { accountId: acct.id, micros: 1000, now: Date.now() }), /only inside the ledger executor/);
     const row = await database.db.selectFrom('accounts').select('balance_micros').where('id', '=', acct.id).executeTakeFirstOrThrow();
     assert.equal(row.balance_micros, 0);

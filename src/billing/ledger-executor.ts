@@ -10,6 +10,7 @@ import type pg from 'pg';
 import { type Database, type Db, databaseUnavailable } from '../db/connection.ts';
 import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 import {
+  branded,
   compileLedgerStatements,
   executeSql,
   type FusedCall,
@@ -20,6 +21,7 @@ import {
   postgresStatements,
   prepareSql,
   type SettleOpenHold,
+  type Statements,
   sqliteStatements,
 } from './ledger-statements.ts';
 
@@ -172,7 +174,7 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
     const wave: QueuedCall[] = [];
     const probes = batch.map(() => new OperationProbe(this.db, this.templates, wave, this.mode === 'prepared'));
     // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
-    const runs = batch.map((p, i) => settled(p.op(probes[i] as OperationProbe)));
+    const runs = batch.map((p, i) => settled(p.op(branded(probes[i] as OperationProbe))));
     for (const probe of probes) probe.collecting = false;
     if (wave.length) {
       let results: pg.QueryResult[];
@@ -223,7 +225,7 @@ const settled = (p: Promise<unknown>): Promise<Outcome> =>
  * is queued for the batch's message; anything else waits for the operation's turn and runs in
  * the operation's own transaction.
  */
-class OperationProbe implements LedgerStatements {
+class OperationProbe implements Statements {
   /** While true, the operation's first statement joins the batch's message if it is a fused one. */
   collecting: boolean;
   private calls = 0;
@@ -259,7 +261,7 @@ class OperationProbe implements LedgerStatements {
   insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
   findGrant = (idempotencyKey: string) => this.serial((s) => s.findGrant(idempotencyKey));
 
-  private fused(call: FusedCall, inTurn: (s: Required<LedgerStatements>) => Promise<boolean>): Promise<boolean> {
+  private fused(call: FusedCall, inTurn: (s: Required<Statements>) => Promise<boolean>): Promise<boolean> {
     if (!(this.collecting && this.calls++ === 0)) return this.serial(inTurn);
     return new Promise<boolean>((resolve, reject) => {
       this.wave.push({
@@ -273,7 +275,7 @@ class OperationProbe implements LedgerStatements {
     });
   }
 
-  private async serial<T>(statement: (s: Required<LedgerStatements>) => Promise<T>): Promise<T> {
+  private async serial<T>(statement: (s: Required<Statements>) => Promise<T>): Promise<T> {
     this.calls++;
     // Committed in the batch's message already: anything more would not be atomic with it.
     if (this.wrote) throw new Error('a fused ledger statement that wrote must end its operation');

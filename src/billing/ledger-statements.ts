@@ -17,7 +17,15 @@ export type Balances = { balance_micros: number; held_micros: number };
 /** The entry a grant with an idempotency key wrote. */
 export type GrantRecord = Pick<LedgerEntry, 'account_id' | 'amount_micros' | 'balance_after_micros'>;
 
-export interface LedgerStatements {
+/**
+ * Only a type: no module has a value of this symbol, so no object literal can pass for
+ * LedgerStatements. The runners below (which need a transaction, or check that one is open) and
+ * the executor's probe are the only things that make them.
+ */
+declare const madeByTheLedgerRunner: unique symbol;
+export type LedgerStatements = Statements & { readonly [madeByTheLedgerRunner]: true };
+/** The statements themselves: what a runner implements. */
+export interface Statements {
   /**
    * Places the hold if the account's available balance covers it: held += amount and the hold's
    * row, or nothing at all; whether it did.
@@ -134,7 +142,7 @@ type Runner = {
 
 /** The ledger's statements, once, over a runner. */
 function ledgerStatements(t: LedgerTemplates, r: Runner): LedgerStatements {
-  return {
+  return branded({
     async holdAndInsert(hold) {
       if ((await r.run(t.hold, hold)).changes !== 1) return false;
       await r.run(t.insertHold, hold);
@@ -152,8 +160,11 @@ function ledgerStatements(t: LedgerTemplates, r: Runner): LedgerStatements {
       await r.run(t.insertUsage, record);
     },
     findGrant: async (key) => (await r.run(t.findGrant, { key })).row as GrantRecord | undefined,
-  };
+  });
 }
+
+/** The one place a Statements becomes LedgerStatements (and the executor's probe, through it). */
+export const branded = <S extends Statements>(s: S): S & LedgerStatements => s as S & LedgerStatements;
 
 /** The statements inside a Kysely transaction (PostgreSQL's operations that are not fused). */
 export function transactionStatements(t: LedgerTemplates, tx: Tx): LedgerStatements {
@@ -289,11 +300,11 @@ export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}
  * PostgreSQL inside one Kysely transaction: Kysely's statements with the two fused ones in place.
  * The batch executor runs the fused statements of a batch together and only the rest through this.
  */
-export function postgresStatements(t: LedgerTemplates, tx: Tx): Required<LedgerStatements> {
+export function postgresStatements(t: LedgerTemplates, tx: Tx): Required<Statements> & LedgerStatements {
   const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
-  return {
+  return branded({
     ...transactionStatements(t, tx),
-    holdAndInsert: (h) => wrote(fusedCall.holdAndInsert(h)),
-    settleOpenHold: (input) => wrote(fusedCall.settleOpenHold(input)),
-  };
+    holdAndInsert: (h: Hold) => wrote(fusedCall.holdAndInsert(h)),
+    settleOpenHold: (input: SettleOpenHold) => wrote(fusedCall.settleOpenHold(input)),
+  });
 }
