@@ -6,6 +6,7 @@ import { costMicros } from '../src/billing/pricing.ts';
 import { countPromptTokens } from '../src/lib/tokens.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness, testModel } from './support/harness.ts';
+import { raceForBalance } from './support/race.ts';
 
 const K = 7;
 const N = 50;
@@ -42,24 +43,11 @@ for (const kind of testDatabaseKinds()) {
       })();
 
       const started = performance.now();
-      const results = await Promise.allSettled(
-        Array.from({ length: N }, async (_, i) => {
-          if (i % 2 === 0) return client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS });
-          const stream = await client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS, stream: true });
-          for await (const _chunk of stream) {
-            // drain
-          }
-          return stream;
-        }),
-      );
+      const { ok, refused } = await raceForBalance(client, N, { messages, maxTokens: MAX_TOKENS });
       const ms = performance.now() - started;
       watching = false;
       await watcher;
 
-      const ok = results.filter((r) => r.status === 'fulfilled').length;
-      const refused = results.filter(
-        (r) => r.status === 'rejected' && r.reason instanceof OpenAI.APIError && r.reason.status === 402,
-      ).length;
       console.log(
         `# ${kind}: ${N} concurrent requests, balance for ${K}: ${ok} succeeded, ${refused} got 402, lowest available ${lowest} micro-USD, ${ms.toFixed(0)} ms`,
       );

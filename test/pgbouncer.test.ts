@@ -17,6 +17,7 @@ import { countPromptTokens } from '../src/lib/tokens.ts';
 import { PG_ADMIN_URL, testDatabaseKinds } from './support/databases.ts';
 import { freePort } from './support/free-port.ts';
 import { type Harness, startHarness, testModel } from './support/harness.ts';
+import { raceForBalance } from './support/race.ts';
 
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 const havePgbouncer = existsSync(PGBOUNCER);
@@ -107,23 +108,8 @@ describe('PostgreSQL behind PgBouncer in transaction mode (BIZORA_PG_PREPARED_ST
     await h.deps.ledger.run((s) => grantCredit(s, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
     const { key } = await h.newKey(account.id);
     const client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
-    const results = await Promise.allSettled(
-      Array.from({ length: N }, async (_, i) => {
-        if (i % 2 === 0) return client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS });
-        const stream = await client.chat.completions.create({ model: 'bizora', messages, max_tokens: MAX_TOKENS, stream: true });
-        for await (const _chunk of stream) {
-          // drain
-        }
-        return stream;
-      }),
-    );
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
-    const refused = results.filter((r) => r.status === 'rejected' && r.reason instanceof OpenAI.APIError && r.reason.status === 402).length;
-    assert.deepEqual(
-      { ok, refused },
-      { ok: K, refused: N - K },
-      JSON.stringify(results.find((r) => r.status === 'rejected' && !(r.reason instanceof OpenAI.APIError && r.reason.status === 402))),
-    );
+    const race = await raceForBalance(client, N, { messages, maxTokens: MAX_TOKENS });
+    assert.deepEqual({ ok: race.ok, refused: race.refused }, { ok: K, refused: N - K }, JSON.stringify(race.other));
     assert.deepEqual(await h.balanceMicros(account.id), { balance: 0, held: 0 });
     assert.deepEqual((await h.verify()).problems, []);
   });
