@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
-import { grantCredit } from '../src/billing/ledger.ts';
-import { costMicros } from '../src/billing/pricing.ts';
-import { countPromptTokens } from '../src/lib/tokens.ts';
+import type OpenAI from 'openai';
 import { testDatabaseKinds } from './support/databases.ts';
 import { type Harness, startHarness, testModel } from './support/harness.ts';
-import { raceForBalance } from './support/race.ts';
+import { accountAffording, raceForBalance } from './support/race.ts';
 
 const K = 7;
 const N = 50;
@@ -23,20 +20,13 @@ for (const kind of testDatabaseKinds()) {
     after(() => h.close());
 
     test(`a balance that affords exactly ${K} requests: ${N} at once -> ${K} succeed, the rest get 402`, async () => {
-      // The simulator answers more than MAX_TOKENS tokens, so every request is cut at exactly
-      // MAX_TOKENS and its actual cost equals its hold: the balance affords exactly K, whatever
-      // the order in which requests settle.
-      const perRequest = costMicros(model.price, countPromptTokens({ messages }), MAX_TOKENS);
-      const account = await h.newAccount();
-      await h.deps.ledger.run((s) => grantCredit(s, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
-      const { key } = await h.newKey(account.id);
-      const client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
+      const { accountId, client } = await accountAffording(h, K, model, { messages, maxTokens: MAX_TOKENS });
 
       let lowest = Number.POSITIVE_INFINITY;
       let watching = true;
       const watcher = (async () => {
         while (watching) {
-          const b = await h.balanceMicros(account.id);
+          const b = await h.balanceMicros(accountId);
           lowest = Math.min(lowest, b.balance - b.held);
           await new Promise((r) => setTimeout(r, 2));
         }
@@ -54,11 +44,11 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(ok, K);
       assert.equal(refused, N - K);
       assert.ok(lowest >= 0);
-      assert.deepEqual(await h.balanceMicros(account.id), { balance: 0, held: 0 });
+      assert.deepEqual(await h.balanceMicros(accountId), { balance: 0, held: 0 });
       const charges = await h.deps.db
         .selectFrom('ledger_entries')
         .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('account_id', '=', account.id)
+        .where('account_id', '=', accountId)
         .where('kind', '=', 'usage')
         .executeTakeFirstOrThrow();
       assert.equal(Number(charges.n), K);

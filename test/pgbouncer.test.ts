@@ -10,14 +10,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import OpenAI from 'openai';
-import { grantCredit } from '../src/billing/ledger.ts';
-import { costMicros } from '../src/billing/pricing.ts';
-import { countPromptTokens } from '../src/lib/tokens.ts';
+import type OpenAI from 'openai';
 import { PG_ADMIN_URL, testDatabaseKinds } from './support/databases.ts';
 import { freePort } from './support/free-port.ts';
 import { type Harness, startHarness, testModel } from './support/harness.ts';
-import { raceForBalance } from './support/race.ts';
+import { accountAffording, raceForBalance } from './support/race.ts';
 
 const PGBOUNCER = '/usr/sbin/pgbouncer';
 const havePgbouncer = existsSync(PGBOUNCER);
@@ -103,14 +100,10 @@ describe('PostgreSQL behind PgBouncer in transaction mode (BIZORA_PG_PREPARED_ST
   });
 
   test(`a balance that affords exactly ${K} requests: ${N} at once -> ${K} succeed, the rest get 402`, async () => {
-    const perRequest = costMicros(model.price, countPromptTokens({ messages }), MAX_TOKENS);
-    const account = await h.newAccount();
-    await h.deps.ledger.run((s) => grantCredit(s, { accountId: account.id, micros: K * perRequest, now: Date.now() }));
-    const { key } = await h.newKey(account.id);
-    const client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
+    const { accountId, client } = await accountAffording(h, K, model, { messages, maxTokens: MAX_TOKENS });
     const race = await raceForBalance(client, N, { messages, maxTokens: MAX_TOKENS });
     assert.deepEqual({ ok: race.ok, refused: race.refused }, { ok: K, refused: N - K }, JSON.stringify(race.other));
-    assert.deepEqual(await h.balanceMicros(account.id), { balance: 0, held: 0 });
+    assert.deepEqual(await h.balanceMicros(accountId), { balance: 0, held: 0 });
     assert.deepEqual((await h.verify()).problems, []);
   });
 });
