@@ -42,7 +42,7 @@ export async function createDeps(
   const clock = opts.clock ?? systemClock;
   const models = new ModelRegistry(config);
   const lastUsed = new LastUsedTracker(database.db);
-  const ledger = createLedgerExecutor(database, { pgBatch: config.pgPreparedStatements ? 'prepared' : 'plain' });
+  const ledger = createLedgerExecutor(database, { prepared: config.pgPreparedStatements });
   const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
   const sessionSweeper = new SessionSweeper(database.db, clock);
   return {

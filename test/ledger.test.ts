@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createAccount } from '../src/accounts/account-store.ts';
 import { expireHolds, grantCredit, reserve, settle, verifyLedger } from '../src/billing/ledger.ts';
-import { createLedgerExecutor, type LedgerExecutor, type PgBatchMode } from '../src/billing/ledger-executor.ts';
+import { createLedgerExecutor, type LedgerExecutor } from '../src/billing/ledger-executor.ts';
 import { compileLedgerStatements, type Statements, sqliteStatements } from '../src/billing/ledger-statements.ts';
 import { type Database, openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
@@ -68,10 +68,10 @@ const usageFor = (hold: Hold, keyId: string, now: number, extra: Partial<NewUsag
 // The executor the server runs (group commit; on PostgreSQL with its fused statements, and the
 // general statements for the rest), on both databases; and PostgreSQL's plain batches
 // (BIZORA_PG_PREPARED_STATEMENTS=off, for PgBouncer), which run every operation on the general statements.
-const modes = (kind: string): PgBatchMode[] => (kind === 'postgres' ? ['prepared', 'plain'] : ['prepared']);
+const modes = (kind: string): boolean[] => (kind === 'postgres' ? [true, false] : [true]);
 for (const kind of testDatabaseKinds())
-  for (const pgBatch of modes(kind)) {
-    describe(`ledger invariants (${kind}, group commit${pgBatch === 'plain' ? ', plain batches' : ''})`, () => {
+  for (const prepared of modes(kind)) {
+    describe(`ledger invariants (${kind}, group commit${prepared ? '' : ', plain batches'})`, () => {
       let tdb: TestDatabase;
       let database: Database;
       let ledger: LedgerExecutor;
@@ -79,7 +79,7 @@ for (const kind of testDatabaseKinds())
         tdb = await createTestDatabase(kind);
         database = openDatabase(tdb.url);
         await migrateToLatest(database.db);
-        ledger = createLedgerExecutor(database);
+        ledger = createLedgerExecutor(database, { prepared });
       });
       after(async () => {
         await database.close();

@@ -1,12 +1,13 @@
 // The accounts capability's HTTP shapes (dashboard API); the web app's types come from these too.
 import { Type } from 'typebox';
+import { Nullable, Role } from '../http/schema-parts.ts';
 
 export const AccountView = Type.Object(
   {
     id: Type.String(),
     email: Type.String(),
-    name: Type.Union([Type.String(), Type.Null()]),
-    role: Type.Union([Type.Literal('admin'), Type.Literal('member')]),
+    name: Nullable(Type.String()),
+    role: Role,
     balance_cents: Type.Number({ description: 'Whole cents; the balance is kept in micro-dollars.' }),
     available_cents: Type.Number({ description: 'The balance less what requests in flight hold.' }),
     held_cents: Type.Number(),
@@ -15,9 +16,9 @@ export const AccountView = Type.Object(
   { title: 'Account' },
 );
 export const SignedIn = Type.Object({ account: AccountView });
-export const MaybeSignedIn = Type.Object({ account: Type.Union([AccountView, Type.Null()]) });
+export const MaybeSignedIn = Type.Object({ account: Nullable(AccountView) });
 export const SessionView = Type.Object({
-  account: Type.Union([AccountView, Type.Null()]),
+  account: Nullable(AccountView),
   csrf_token: Type.String({ description: 'Send it as the x-csrf-token header on every POST.' }),
   signup: Type.Union([Type.Literal('open'), Type.Literal('closed')]),
   signup_credit_cents: Type.Integer(),
@@ -28,7 +29,7 @@ export const AccountList = Type.Object({ data: Type.Array(AccountView) });
 export const NewAccount = Type.Object({
   email: Type.String({ minLength: 3, maxLength: 254 }),
   name: Type.Optional(Type.String({ maxLength: 100 })),
-  role: Type.Optional(Type.Union([Type.Literal('member'), Type.Literal('admin')])),
+  role: Type.Optional(Role),
 });
 export const AccountCreated = Type.Object({
   account: AccountView,

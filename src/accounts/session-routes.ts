@@ -72,8 +72,6 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: Se
     return a && typeof a === 'object' ? a.port : undefined;
   };
 
-  const passwordRow = (email: string) => findPasswordHash(deps.db, email);
-
   /** One password check (against a dummy hash when there is no account: same answer, same time). */
   async function signIn(
     request: FastifyRequest,
@@ -134,7 +132,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: Se
       });
     }
     const attempt = admit(email, request);
-    const existing = await passwordRow(email);
+    const existing = await findPasswordHash(deps.db, email);
     if (existing) return signIn(request, reply, existing, body.password, attempt);
 
     const passwordHash = await hashPassword(body.password);
@@ -165,7 +163,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: Deps, opts: Se
     const { body } = request;
     const email = normalizeEmail(body.email);
     const attempt = admit(email, request);
-    return signIn(request, reply, await passwordRow(email), body.password, attempt);
+    return signIn(request, reply, await findPasswordHash(deps.db, email), body.password, attempt);
   });
 
   r.post(

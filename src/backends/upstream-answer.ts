@@ -13,7 +13,9 @@ type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const isTokenCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_REPORTED_TOKENS;
+/** A plain token count: a safe integer from 0 to MAX_REPORTED_TOKENS. */
+export const isTokenCount = (v: unknown): v is number =>
+  Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_REPORTED_TOKENS;
 
 /**
  * The upstream's usage when both counts are plain token counts, else null: the gateway then

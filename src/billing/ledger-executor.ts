@@ -162,7 +162,8 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
   constructor(
     private readonly db: Db,
     private readonly pool: pg.Pool,
-    private readonly mode: PgBatchMode = 'prepared',
+    /** Statements kept prepared on the connections (BIZORA_PG_PREPARED_STATEMENTS): the fused fast path. */
+    private readonly usePrepared = true,
   ) {
     super();
     this.templates = compileLedgerStatements(db, 'postgres');
@@ -172,7 +173,7 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
 
   protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
     const wave: QueuedCall[] = [];
-    const probes = batch.map(() => new OperationProbe(this.db, this.templates, wave, this.mode === 'prepared'));
+    const probes = batch.map(() => new OperationProbe(this.db, this.templates, wave, this.usePrepared));
     // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
     const runs = batch.map((p, i) => settled(p.op(branded(probes[i] as OperationProbe))));
     for (const probe of probes) probe.collecting = false;
@@ -309,16 +310,14 @@ class OperationProbe implements Statements {
 }
 
 /**
- * How PostgreSQL runs a batch: `prepared` sends the fused statements of a batch as one message of
- * EXECUTEs of statements prepared on the connection (the fast path, but SQL-level PREPARE does
- * not survive PgBouncer's transaction mode); `plain` runs every operation in its own transaction
- * with parameterised statements only (works through any pooler; slower).
+ * The server's executor for a database: group commit, on SQLite and on PostgreSQL. On PostgreSQL,
+ * `prepared` (the default) sends the fused statements of a batch as one message of EXECUTEs of
+ * statements prepared on the connection (the fast path; SQL-level PREPARE does not survive
+ * PgBouncer's transaction mode); without it every operation runs in its own transaction with
+ * parameterised statements only (works through any pooler; slower).
  */
-export type PgBatchMode = 'prepared' | 'plain';
-
-/** The server's executor for a database: group commit, on SQLite and on PostgreSQL. */
-export function createLedgerExecutor(database: Database, opts: { pgBatch?: PgBatchMode } = {}): LedgerExecutor {
+export function createLedgerExecutor(database: Database, opts: { prepared?: boolean } = {}): LedgerExecutor {
   return database.dialect === 'sqlite'
     ? new SqliteBatchLedgerExecutor(database.db, database.sqlite)
-    : new PostgresBatchLedgerExecutor(database.db, database.pool, opts.pgBatch ?? 'prepared');
+    : new PostgresBatchLedgerExecutor(database.db, database.pool, opts.prepared ?? true);
 }

@@ -167,7 +167,7 @@ function ledgerStatements(t: LedgerTemplates, r: Runner): LedgerStatements {
 export const branded = <S extends Statements>(s: S): S & LedgerStatements => s as S & LedgerStatements;
 
 /** The statements inside a Kysely transaction (PostgreSQL's operations that are not fused). */
-export function transactionStatements(t: LedgerTemplates, tx: Tx): LedgerStatements {
+function transactionStatements(t: LedgerTemplates, tx: Tx): LedgerStatements {
   return ledgerStatements(t, {
     async run(template, input) {
       const result = await tx.executeQuery(CompiledQuery.raw(template.sql, template.bind(input)));

@@ -1,8 +1,7 @@
 // The billing capability's HTTP shapes (dashboard API); the web app's types come from these too.
 import { Type } from 'typebox';
 import { AccountView } from '../accounts/schemas.ts';
-
-const Cents = Type.Number({ description: 'US cents, to 4 decimal places (amounts are kept in micro-dollars)' });
+import { Cents, Nullable } from '../http/schema-parts.ts';
 
 export const LedgerEntryView = Type.Object(
   {
@@ -10,10 +9,10 @@ export const LedgerEntryView = Type.Object(
     kind: Type.Union([Type.Literal('grant'), Type.Literal('usage'), Type.Literal('release'), Type.Literal('adjustment')]),
     amount_cents: Cents,
     balance_after_cents: Cents,
-    held_cents: Type.Union([Cents, Type.Null()]),
-    released_cents: Type.Union([Cents, Type.Null()]),
-    request_id: Type.Union([Type.String(), Type.Null()]),
-    reason: Type.Union([Type.String(), Type.Null()]),
+    held_cents: Nullable(Cents),
+    released_cents: Nullable(Cents),
+    request_id: Nullable(Type.String()),
+    reason: Nullable(Type.String()),
     created_at: Type.Integer({ description: 'Unix milliseconds' }),
   },
   { title: 'LedgerEntry' },
@@ -21,7 +20,7 @@ export const LedgerEntryView = Type.Object(
 export const BillingView = Type.Object({
   account: AccountView,
   entries: Type.Array(LedgerEntryView),
-  next_before: Type.Union([Type.String({ description: 'Pass as `before` for the next (older) page.' }), Type.Null()]),
+  next_before: Nullable(Type.String({ description: 'Pass as `before` for the next (older) page.' })),
 });
 export const LedgerQuery = Type.Object({
   before: Type.Optional(Type.String()),

@@ -50,7 +50,7 @@ const CHAT_SCHEMA = {
 };
 
 export function registerChatCompletions(app: FastifyInstance, deps: Deps): void {
-  const holdTtlMs = deps.config.holdTtlSeconds * 1000;
+  const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
   const readerDeadlines = { stallMs: deps.config.clientTimeoutMs, lingerMs: Math.min(REQUEST_GRACE_MS, deps.config.clientTimeoutMs) };
 
   typed(app).post('/chat/completions', { schema: CHAT_SCHEMA, ...passThrough }, async (request, reply) => {
@@ -68,7 +68,14 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       return await answer(body, route, limits, meter, lifetime, reply);
     } catch (err) {
       await meter
-        .close({ ...limits, completionTokens: 0, status: 'failed', httpStatus: 500, bill: false, errorCode: 'internal_error' })
+        .close({
+          promptTokens: limits.promptTokens,
+          completionTokens: 0,
+          status: 'failed',
+          httpStatus: 500,
+          bill: false,
+          errorCode: 'internal_error',
+        })
         .catch(() => {});
       throw err;
     }
@@ -85,19 +92,16 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
 
   /** The request's worst case held against the balance (a 402 when it does not cover it). */
   async function holdWorstCase(requestId: string, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {
-    const opened = await Meter.open(
-      { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs },
-      {
-        auth,
-        model: route.model,
-        backendKind: route.backend.kind,
-        requestId,
-        promptTokens: limits.promptTokens,
-        maxOutputTokens: limits.maxOutput,
-        stream,
-        startedAt: deps.clock.now(),
-      },
-    );
+    const opened = await Meter.open(meterDeps, {
+      auth,
+      model: route.model,
+      backendKind: route.backend.kind,
+      requestId,
+      promptTokens: limits.promptTokens,
+      maxOutputTokens: limits.maxOutput,
+      stream,
+      startedAt: deps.clock.now(),
+    });
     if (!opened.ok) throw insufficientBalance(opened);
     return opened.meter;
   }

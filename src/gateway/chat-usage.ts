@@ -1,6 +1,7 @@
 // The usage a chat answer is billed at: the backend's own count when it is a plain token count,
 // else ours, from the text the model produced; and the usage we send back, with its cost.
 import type { Usage } from '../backends/backend.ts';
+import { isTokenCount } from '../backends/upstream-answer.ts';
 import { exactCents } from '../billing/pricing.ts';
 
 /** Text the model produced in a message or delta, to count tokens the backend did not report. */
@@ -17,9 +18,8 @@ export function producedText(part: { content?: unknown; refusal?: unknown; tool_
   return text;
 }
 
-const tokenCount = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
 export const validUsage = (u: unknown): u is Usage =>
-  !!u && typeof u === 'object' && tokenCount((u as Usage).prompt_tokens) && tokenCount((u as Usage).completion_tokens);
+  !!u && typeof u === 'object' && isTokenCount((u as Usage).prompt_tokens) && isTokenCount((u as Usage).completion_tokens);
 
 // Produced text is kept to count it when the backend reports no usage; past this many characters
 // the answer is far beyond any output cap, so it is billed at the cap and no more is kept.

@@ -2,8 +2,7 @@
 // type the handlers, and document the API. Unknown fields of a chat request are kept and passed
 // on to the backend, as OpenAI-compatible gateways do.
 import { Type } from 'typebox';
-
-const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+import { Cents, KeyMode, Nullable } from '../http/schema-parts.ts';
 
 const Message = Type.Object(
   {
@@ -18,25 +17,23 @@ export const ChatBody = Type.Object(
   {
     model: Type.String({ minLength: 1 }),
     messages: Type.Array(Message, { minItems: 1 }),
-    stream: Type.Optional(nullable(Type.Boolean())),
+    stream: Type.Optional(Nullable(Type.Boolean())),
     stream_options: Type.Optional(
-      nullable(Type.Object({ include_usage: Type.Optional(nullable(Type.Boolean())) }, { additionalProperties: true })),
+      Nullable(Type.Object({ include_usage: Type.Optional(Nullable(Type.Boolean())) }, { additionalProperties: true })),
     ),
-    max_tokens: Type.Optional(nullable(Type.Integer({ minimum: 1 }))),
-    max_completion_tokens: Type.Optional(nullable(Type.Integer({ minimum: 1 }))),
-    n: Type.Optional(nullable(Type.Integer({ minimum: 1, maximum: 1 }))),
-    temperature: Type.Optional(nullable(Type.Number({ minimum: 0, maximum: 2 }))),
-    top_p: Type.Optional(nullable(Type.Number({ minimum: 0, maximum: 1 }))),
-    tools: Type.Optional(nullable(Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })))),
-    response_format: Type.Optional(nullable(Type.Object({ type: Type.String() }, { additionalProperties: true }))),
-    user: Type.Optional(nullable(Type.String())),
+    max_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    max_completion_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    n: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1 }))),
+    temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2 }))),
+    top_p: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
+    tools: Type.Optional(Nullable(Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })))),
+    response_format: Type.Optional(Nullable(Type.Object({ type: Type.String() }, { additionalProperties: true }))),
+    user: Type.Optional(Nullable(Type.String())),
   },
   { additionalProperties: true },
 );
 
 export const ModelParams = Type.Object({ id: Type.String() });
-
-const Cents = Type.Number({ description: 'US cents, to 4 decimal places' });
 
 export const ModelObject = Type.Object(
   {
@@ -57,11 +54,11 @@ export const KeyInfo = Type.Object(
     object: Type.Literal('api_key'),
     id: Type.String(),
     name: Type.String(),
-    mode: Type.Union([Type.Literal('live'), Type.Literal('test')]),
+    mode: KeyMode,
     preview: Type.String(),
     created: Type.Integer({ description: 'Unix seconds' }),
-    last_used: Type.Union([Type.Integer(), Type.Null()]),
-    expires_at: Type.Union([Type.Integer(), Type.Null()]),
+    last_used: Nullable(Type.Integer()),
+    expires_at: Nullable(Type.Integer()),
     limits: Type.Object({ rate_limit: Type.Null(), spend_limit_cents: Type.Null() }),
     account: Type.Object({ id: Type.String(), balance_cents: Type.Integer(), available_balance_cents: Type.Integer() }),
   },
@@ -88,8 +85,8 @@ export const ChatCompletion = Type.Object(
       Type.Object(
         {
           index: Type.Integer(),
-          message: Type.Object({ role: Type.String(), content: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: true }),
-          finish_reason: Type.Union([Type.String(), Type.Null()]),
+          message: Type.Object({ role: Type.String(), content: Nullable(Type.String()) }, { additionalProperties: true }),
+          finish_reason: Nullable(Type.String()),
         },
         { additionalProperties: true },
       ),

@@ -8,13 +8,12 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { type TSchema, Type } from 'typebox';
+import { Type } from 'typebox';
 import { CATALOGUE, type ErrorCode } from '../errors.ts';
+import { Nullable } from './schema-parts.ts';
 
 /** The app with request and reply types inferred from the route schemas. */
 export const typed = (app: FastifyInstance) => app.withTypeProvider<TypeBoxTypeProvider>();
-
-export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 /** Every error body (errors.ts writes them; the OpenAI SDKs read `error.message`, `type`, `code`). */
 export const ErrorBody = Type.Object(

@@ -1,8 +1,7 @@
 // The usage capability's HTTP shapes: one request's record (GET /v1/generation and the dashboard
 // give the same view) and the dashboard's usage page. The web app's types come from these too.
 import { Type } from 'typebox';
-
-const Cents = Type.Number({ description: 'US cents, to 4 decimal places' });
+import { Cents, KeyMode, Nullable } from '../http/schema-parts.ts';
 
 export const GenerationView = Type.Object(
   {
@@ -12,13 +11,13 @@ export const GenerationView = Type.Object(
     created: Type.Integer({ description: 'Unix seconds' }),
     model: Type.String(),
     backend: Type.String(),
-    mode: Type.Union([Type.Literal('live'), Type.Literal('test')]),
+    mode: KeyMode,
     key_id: Type.String(),
     stream: Type.Boolean(),
     status: Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
     http_status: Type.Integer(),
-    finish_reason: Type.Union([Type.String(), Type.Null()]),
-    error_code: Type.Union([Type.String(), Type.Null()]),
+    finish_reason: Nullable(Type.String()),
+    error_code: Nullable(Type.String()),
     latency_ms: Type.Integer(),
     usage: Type.Object({
       prompt_tokens: Type.Integer(),
@@ -46,7 +45,7 @@ export const UsageView = Type.Object({
       id: Type.String(),
       name: Type.String(),
       preview: Type.String(),
-      mode: Type.Union([Type.Literal('live'), Type.Literal('test')]),
+      mode: KeyMode,
     }),
   ),
   models: Type.Array(Type.String()),
