@@ -8,18 +8,18 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { ControlledTransaction } from 'kysely';
 import type pg from 'pg';
 import { type Database, type Db, databaseUnavailable } from '../db/connection.ts';
+import { runPipeline } from '../db/pg-pipeline.ts';
 import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 import {
   branded,
+  compileFusedStatements,
   compileLedgerStatements,
-  executeSql,
-  type FusedCall,
-  fusedCall,
+  type FusedTemplates,
+  fusedSettleInput,
   type LedgerStatements,
   type LedgerTemplates,
-  PG_FUSED_STATEMENTS,
+  type NamedTemplate,
   postgresStatements,
-  prepareSql,
   type SettleOpenHold,
   type Statements,
   sqliteStatements,
@@ -141,8 +141,8 @@ export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
  *
  * 1. The first statement of every operation, when it is one of the fused all-or-nothing
  *    statements (a hold, the usual settlement: almost every operation, and its only statement
- *    when it succeeds), goes into one simple-protocol message that PostgreSQL runs as one
- *    transaction: one round trip and one WAL flush for the whole batch.
+ *    when it succeeds), goes into one pipeline that PostgreSQL runs as one transaction
+ *    (db/pg-pipeline.ts): one round trip and one WAL flush for the whole batch.
  * 2. Whatever an operation does after that (a hold that did not fit reads the balance; a late
  *    settlement takes the general path), or an operation that starts with another statement
  *    (an expiry, a grant), runs afterwards, one operation at a time in batch order, each in its
@@ -151,60 +151,70 @@ export class SqliteBatchLedgerExecutor extends GroupCommitExecutor {
  * This is equivalent to running the operations one by one: a fused statement that wrote is the
  * whole of its operation, and one that did not wrote nothing, so running it ahead of others
  * changes no outcome (a closed hold never reopens; a hold that did not fit is only reported).
- * If the message fails, nothing of it was kept, and GroupCommitExecutor re-runs the batch one
+ * If the pipeline fails, nothing of it was kept, and GroupCommitExecutor re-runs the batch one
  * operation at a time.
  */
 export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
-  // Connections on which the fused statements are prepared (PostgreSQL keeps them per session):
-  // EXECUTE skips parsing and planning, which halved the time a batch takes (bench/README.md).
-  private readonly prepared = new WeakSet<pg.PoolClient>();
+  private readonly templates: LedgerTemplates;
+  private readonly fused: FusedTemplates;
+  // The fused statements' names prepared on each connection (PostgreSQL keeps them per session):
+  // skipping the parse and plan halved the time a batch takes (bench/README.md).
+  private readonly prepared = new WeakMap<pg.PoolClient, Set<string>>();
 
   constructor(
     private readonly db: Db,
     private readonly pool: pg.Pool,
-    /** Statements kept prepared on the connections (BIZORA_PG_PREPARED_STATEMENTS): the fused fast path. */
+    /**
+     * Keep the fused statements prepared on each connection (BIZORA_PG_PREPARED_STATEMENTS).
+     * Without it they are parsed in every pipeline, which works through any pooler.
+     */
     private readonly usePrepared = true,
   ) {
     super();
     this.templates = compileLedgerStatements(db, 'postgres');
+    this.fused = compileFusedStatements(db);
   }
-
-  private readonly templates: LedgerTemplates;
 
   protected async runBatch(batch: Pending[]): Promise<Outcome[]> {
     const wave: QueuedCall[] = [];
-    const probes = batch.map(() => new OperationProbe(this.db, this.templates, wave, this.usePrepared));
+    const probes = batch.map(() => new OperationProbe(this.db, this.templates, this.fused, wave));
     // Every operation runs up to its first statement now, synchronously; a fused one joins the wave.
     const runs = batch.map((p, i) => settled(p.op(branded(probes[i] as OperationProbe))));
     for (const probe of probes) probe.collecting = false;
     if (wave.length) {
-      let results: pg.QueryResult[];
+      let counts: number[];
       try {
-        results = await this.send(wave.map((c) => executeSql(c.call)).join(';\n'));
+        counts = await this.send(wave);
       } catch (err) {
         for (const probe of probes) probe.abort(err);
         for (const c of wave) c.fail(err);
         await Promise.all(runs);
         throw err;
       }
-      for (const [i, c] of wave.entries()) c.done(results[i]?.rows.length === 1);
+      for (const [i, c] of wave.entries()) c.done(counts[i] === 1);
     }
     const outcomes: Outcome[] = [];
     for (const [i, probe] of probes.entries()) outcomes.push(await probe.finish(runs[i] as Promise<Outcome>));
     return outcomes;
   }
 
-  /** Sends statements as one simple-protocol message: one transaction, one round trip. */
-  private async send(text: string): Promise<pg.QueryResult[]> {
+  /** Runs the wave's statements as one pipeline: one transaction, one round trip. */
+  private async send(wave: readonly QueuedCall[]): Promise<number[]> {
     const client = await this.pool.connect();
     try {
-      if (!this.prepared.has(client)) {
-        await client.query(PG_FUSED_STATEMENTS.map(prepareSql).join(';\n'));
-        this.prepared.add(client);
+      let prepared: Set<string> | undefined;
+      if (this.usePrepared) {
+        prepared = this.prepared.get(client) ?? new Set();
+        this.prepared.set(client, prepared);
       }
-      const result: pg.QueryResult | pg.QueryResult[] = await client.query(text);
+      const statements = wave.map(({ statement: t, input }) => ({
+        name: this.usePrepared ? t.name : undefined,
+        text: t.sql,
+        values: t.bind(input),
+      }));
+      const counts = await runPipeline(client, statements, prepared);
       client.release();
-      return Array.isArray(result) ? result : [result];
+      return counts;
     } catch (err) {
       // The pool replaces the connection: a failure can leave it in any state.
       client.release(err instanceof Error ? err : true);
@@ -213,7 +223,12 @@ export class PostgresBatchLedgerExecutor extends GroupCommitExecutor {
   }
 }
 
-type QueuedCall = { call: FusedCall; done: (wrote: boolean) => void; fail: (err: unknown) => void };
+type QueuedCall = {
+  statement: NamedTemplate;
+  input: Readonly<Record<string, unknown>>;
+  done: (wrote: boolean) => void;
+  fail: (err: unknown) => void;
+};
 
 const settled = (p: Promise<unknown>): Promise<Outcome> =>
   p.then(
@@ -223,12 +238,12 @@ const settled = (p: Promise<unknown>): Promise<Outcome> =>
 
 /**
  * The LedgerStatements one operation of a PostgreSQL batch sees: its first statement, if fused,
- * is queued for the batch's message; anything else waits for the operation's turn and runs in
+ * is queued for the batch's pipeline; anything else waits for the operation's turn and runs in
  * the operation's own transaction.
  */
 class OperationProbe implements Statements {
-  /** While true, the operation's first statement joins the batch's message if it is a fused one. */
-  collecting: boolean;
+  /** While true, the operation's first statement joins the batch's pipeline if it is a fused one. */
+  collecting = true;
   private calls = 0;
   private wrote = false;
   private tx: Promise<ControlledTransaction<DB>> | undefined;
@@ -242,18 +257,17 @@ class OperationProbe implements Statements {
   constructor(
     private readonly db: Db,
     private readonly templates: LedgerTemplates,
+    private readonly fusedTemplates: FusedTemplates,
     private readonly wave: QueuedCall[],
-    fuse: boolean,
   ) {
-    this.collecting = fuse;
     this.turn.catch(() => {}); // an aborted batch rejects the turn of operations that never asked for it
   }
 
   holdAndInsert(hold: Hold): Promise<boolean> {
-    return this.fused(fusedCall.holdAndInsert(hold), (s) => s.holdAndInsert(hold));
+    return this.fused(this.fusedTemplates.holdAndInsert, hold, (s) => s.holdAndInsert(hold));
   }
   settleOpenHold(input: SettleOpenHold): Promise<boolean> {
-    return this.fused(fusedCall.settleOpenHold(input), (s) => s.settleOpenHold(input));
+    return this.fused(this.fusedTemplates.settleOpenHold, fusedSettleInput(input), (s) => s.settleOpenHold(input));
   }
   balances = (accountId: string) => this.serial((s) => s.balances(accountId));
   closeHold = (holdId: string, status: HoldStatus, now: number) => this.serial((s) => s.closeHold(holdId, status, now));
@@ -262,11 +276,16 @@ class OperationProbe implements Statements {
   insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
   findGrant = (idempotencyKey: string) => this.serial((s) => s.findGrant(idempotencyKey));
 
-  private fused(call: FusedCall, inTurn: (s: Required<Statements>) => Promise<boolean>): Promise<boolean> {
+  private fused(
+    statement: NamedTemplate,
+    input: Readonly<Record<string, unknown>>,
+    inTurn: (s: Required<Statements>) => Promise<boolean>,
+  ): Promise<boolean> {
     if (!(this.collecting && this.calls++ === 0)) return this.serial(inTurn);
     return new Promise<boolean>((resolve, reject) => {
       this.wave.push({
-        call,
+        statement,
+        input,
         done: (wrote) => {
           this.wrote = wrote;
           resolve(wrote);
@@ -278,11 +297,11 @@ class OperationProbe implements Statements {
 
   private async serial<T>(statement: (s: Required<Statements>) => Promise<T>): Promise<T> {
     this.calls++;
-    // Committed in the batch's message already: anything more would not be atomic with it.
+    // Committed in the batch's pipeline already: anything more would not be atomic with it.
     if (this.wrote) throw new Error('a fused ledger statement that wrote must end its operation');
     await this.turn;
     this.tx ??= this.db.startTransaction().execute();
-    return statement(postgresStatements(this.templates, await this.tx));
+    return statement(postgresStatements(this.templates, this.fusedTemplates, await this.tx));
   }
 
   abort(err: unknown): void {
@@ -291,7 +310,7 @@ class OperationProbe implements Statements {
 
   /**
    * Gives the operation its turn and waits for it: its outcome, once its own statements are
-   * committed. Never throws: the batch's message is committed by now, so the batch must not be
+   * committed. Never throws: the batch's pipeline is committed by now, so the batch must not be
    * re-run.
    */
   async finish(run: Promise<Outcome>): Promise<Outcome> {
@@ -311,10 +330,9 @@ class OperationProbe implements Statements {
 
 /**
  * The server's executor for a database: group commit, on SQLite and on PostgreSQL. On PostgreSQL,
- * `prepared` (the default) sends the fused statements of a batch as one message of EXECUTEs of
- * statements prepared on the connection (the fast path; SQL-level PREPARE does not survive
- * PgBouncer's transaction mode); without it every operation runs in its own transaction with
- * parameterised statements only (works through any pooler; slower).
+ * `prepared` (the default) keeps the fused statements prepared on each connection, which a
+ * pooler in transaction mode cannot follow (the next transaction may get another server
+ * connection); without it they are parsed in every batch's pipeline.
  */
 export function createLedgerExecutor(database: Database, opts: { prepared?: boolean } = {}): LedgerExecutor {
   return database.dialect === 'sqlite'

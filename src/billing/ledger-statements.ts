@@ -1,17 +1,16 @@
 // The handful of statements the ledger is made of, behind one interface. Each is written once,
 // in Kysely, and compiled once per database; a small runner per driver executes the compiled SQL
-// (prepared better-sqlite3 statements on SQLite; the transaction's connection on PostgreSQL).
-// PostgreSQL's hold and usual settlement are also fused into one statement each (the batch's fast
-// path, below). The ledger's logic (ledger.ts) is written once against this interface; the
+// (prepared better-sqlite3 statements on SQLite; a connection on PostgreSQL). On PostgreSQL the
+// hold and the usual settlement are also those same statements joined into one each (the batch's
+// fast path, below). The ledger's logic (ledger.ts) is written once against this interface; the
 // property tests run it through the executors the server runs. A LedgerStatements object only
 // exists inside a transaction (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, type Expression, type QueryCreator, type SqlBool } from 'kysely';
 import type { Db, Dialect, Tx } from '../db/connection.ts';
-import { loadPg } from '../db/pg-driver.ts';
-import type { Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
-import { param, row, type Template, template } from '../db/statement-template.ts';
-import { recordUsageStatement, USAGE_COLUMNS } from '../usage/usage-store.ts';
+import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
+import { hasRow, param, row, rowSelection, type Template, template } from '../db/statement-template.ts';
+import { recordUsage } from '../usage/usage-store.ts';
 
 export type Balances = { balance_micros: number; held_micros: number };
 /** The entry a grant with an idempotency key wrote. */
@@ -52,15 +51,18 @@ export type SettleOpenHold = {
   hold: Hold;
   close: HoldStatus;
   now: number;
-  charge: number;
+  /** What the settlement does to the account's balances (adjust's change). */
+  change: { balance: number; held: number };
+  /** The entry to write; its balance_after_micros is the one the change leaves. */
   entry: LedgerEntry;
   usage: NewUsageRecord;
 };
 
-// Each statement is written once, with Kysely, as a template with named parameters; it is
-// compiled once per database when an executor is made, and run by a small runner per driver:
-// prepared better-sqlite3 statements (synchronous, inside the SQLite batch's transaction) or the
-// transaction's own connection (PostgreSQL, through Kysely, parameterised).
+// Each statement is written once, with Kysely, as a builder with named parameters; the builders
+// are compiled once per database when an executor is made, and run by a small runner per driver:
+// prepared better-sqlite3 statements (synchronous, inside the SQLite batch's transaction) or a
+// PostgreSQL connection (parameterised). PostgreSQL's fused statements are these same builders
+// joined by WITH, each part writing only if the one before it did.
 
 const ENTRY_COLUMNS = [
   'id',
@@ -74,7 +76,6 @@ const ENTRY_COLUMNS = [
   'idempotency_key',
   'created_at',
 ] as const satisfies readonly (keyof LedgerEntry)[];
-const USAGE_COLUMN_LIST = USAGE_COLUMNS.join(', ');
 const HOLD_COLUMNS = [
   'id',
   'account_id',
@@ -85,6 +86,45 @@ const HOLD_COLUMNS = [
   'expires_at',
   'closed_at',
 ] as const satisfies readonly (keyof Hold)[];
+
+// Only what the builders use, so that a QueryCreator that also knows a WITH's tables will do.
+type Q = Pick<QueryCreator<DB>, 'updateTable' | 'insertInto' | 'selectNoFrom'>;
+
+/** held += amount_micros, if the available balance covers it. Parameters: a Hold's fields. */
+const placeHold = (qc: Q) =>
+  qc
+    .updateTable('accounts')
+    .set((eb) => ({ held_micros: eb('held_micros', '+', param<number>('amount_micros')) }))
+    .where('id', '=', param<string>('account_id'))
+    .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', param<number>('amount_micros')));
+
+/** The hold's row, from a Hold's fields; with `when`, only if that holds. */
+function insertHold(qc: Q, when?: Expression<SqlBool>) {
+  const insert = qc.insertInto('holds');
+  if (!when) return insert.values(row(HOLD_COLUMNS));
+  return insert.columns(HOLD_COLUMNS).expression(qc.selectNoFrom(rowSelection(HOLD_COLUMNS)).where(when));
+}
+
+/** An open hold to `status` at `now`. Parameters: hold, status, now. */
+const closeHold = (qc: Q) =>
+  qc
+    .updateTable('holds')
+    .set({ status: param<HoldStatus>('status'), closed_at: param<number>('now') })
+    .where('id', '=', param<string>('hold'))
+    .where('status', '=', 'open');
+
+/** balance += balance, held += held. Parameters: account, balance, held. */
+const adjust = (qc: Q) =>
+  qc
+    .updateTable('accounts')
+    .set((eb) => ({
+      balance_micros: eb('balance_micros', '+', param<number>('balance')),
+      held_micros: eb('held_micros', '+', param<number>('held')),
+    }))
+    .where('id', '=', param<string>('account'));
+
+/** Writes a ledger entry, a whole row from the parameters `<prefix>.<column>` (or `<column>`). */
+const insertEntry = (qc: Q, prefix?: string) => qc.insertInto('ledger_entries').values(row(ENTRY_COLUMNS, prefix));
 
 /** The ledger's statements for one database, compiled. `db` is only asked to compile, never to run. */
 export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
@@ -97,35 +137,14 @@ export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
 export function compileLedgerStatements(db: Db, dialect: Dialect) {
   const balances = db.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', param<string>('account'));
   return {
-    hold: template(
-      db
-        .updateTable('accounts')
-        .set((eb) => ({ held_micros: eb('held_micros', '+', param<number>('amount_micros')) }))
-        .where('id', '=', param<string>('account_id'))
-        .where((eb) => eb(eb('balance_micros', '-', eb.ref('held_micros')), '>=', param<number>('amount_micros'))),
-    ),
-    insertHold: template(db.insertInto('holds').values(row(HOLD_COLUMNS))),
+    hold: template(placeHold(db)),
+    insertHold: template(insertHold(db)),
     balances: template(dialect === 'postgres' ? balances.forUpdate() : balances),
-    closeHold: template(
-      db
-        .updateTable('holds')
-        .set({ status: param<HoldStatus>('status'), closed_at: param<number>('now') })
-        .where('id', '=', param<string>('hold'))
-        .where('status', '=', 'open'),
-    ),
-    adjust: template(
-      db
-        .updateTable('accounts')
-        .set((eb) => ({
-          balance_micros: eb('balance_micros', '+', param<number>('balance')),
-          held_micros: eb('held_micros', '+', param<number>('held')),
-        }))
-        .where('id', '=', param<string>('account'))
-        .returning('balance_micros'),
-    ),
-    insertEntry: template(db.insertInto('ledger_entries').values(row(ENTRY_COLUMNS))),
+    closeHold: template(closeHold(db)),
+    adjust: template(adjust(db).returning('balance_micros')),
+    insertEntry: template(insertEntry(db)),
     // The usage capability's own statement, run in the ledger's transaction.
-    insertUsage: recordUsageStatement(db),
+    insertUsage: template(recordUsage(db)),
     findGrant: template(
       db
         .selectFrom('ledger_entries')
@@ -134,6 +153,64 @@ export function compileLedgerStatements(db: Db, dialect: Dialect) {
     ),
   };
 }
+
+/** A statement PostgreSQL keeps prepared on a connection under `name`. */
+export type NamedTemplate = Template & { name: string };
+
+/**
+ * PostgreSQL's two fused statements, made of the builders above: each does all of its writes or
+ * none (and then reports no row inserted), which is what lets the batch executor run them ahead
+ * of a batch's other statements (ledger-executor.ts).
+ *
+ * - holdAndInsert: placeHold, then the hold's row if it was placed. Input: a Hold.
+ * - settleOpenHold: closeHold, then adjust if the hold was open, then the entry (its balance
+ *   after from adjust) and the usage record. Input: fusedSettleInput's.
+ *
+ * Each answers with the id of its last part's row: one row when it wrote, none when it did not.
+ */
+export function compileFusedStatements(db: Db) {
+  const holdAndInsert = db
+    .with('held', (qc) => placeHold(qc).returning('id'))
+    .with('hold', (qc) => insertHold(qc, hasRow('held')).returning('id'))
+    .selectFrom('hold')
+    .select('id');
+  const settleOpenHold = db
+    .with('closed', (qc) => closeHold(qc).returning('id'))
+    .with('account', (qc) => adjust(qc).where(hasRow('closed')).returning('balance_micros'))
+    .with('entry', (qc) =>
+      qc
+        .insertInto('ledger_entries')
+        .columns(['balance_after_micros', ...ENTRY_INPUT_COLUMNS])
+        .expression(
+          qc
+            .selectFrom('account')
+            .select((eb) => [eb.ref('account.balance_micros').as('balance_after_micros'), ...rowSelection(ENTRY_INPUT_COLUMNS, 'entry')]),
+        )
+        .returning('id'),
+    )
+    .with('usage', (qc) => recordUsage(qc, 'usage', hasRow('entry')).returning('id'))
+    .selectFrom('usage')
+    .select('id');
+  return {
+    holdAndInsert: { name: 'bizora_hold_and_insert', ...template(holdAndInsert) },
+    settleOpenHold: { name: 'bizora_settle_open_hold', ...template(settleOpenHold) },
+  } satisfies Record<string, NamedTemplate>;
+}
+
+/** A settlement's entry as given, but for the balance after, which the statement fills in. */
+const ENTRY_INPUT_COLUMNS = ENTRY_COLUMNS.filter((c) => c !== 'balance_after_micros');
+
+/** The input of the fused settlement: each part's parameters, under their names. */
+export const fusedSettleInput = ({ hold, close, now, change, entry, usage }: SettleOpenHold) => ({
+  hold: hold.id,
+  status: close,
+  now,
+  account: hold.account_id,
+  balance: change.balance,
+  held: change.held,
+  entry,
+  usage,
+});
 
 /** Runs a compiled statement: what it changed, and its first row. */
 type Runner = {
@@ -202,109 +279,19 @@ export function sqliteStatements(t: LedgerTemplates, sqlite: BetterSqlite3.Datab
   });
 }
 
-/** A value as a PostgreSQL literal. Only the types the ledger writes; anything else is a bug. */
-export function pgLiteral(v: unknown): string {
-  if (v === null || v === undefined) return 'NULL';
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new RangeError(`not an integer: ${v}`);
-    return String(v);
-  }
-  if (typeof v === 'string') return loadPg().escapeLiteral(v);
-  throw new TypeError(`no PostgreSQL literal for a ${typeof v}`);
-}
-
-/** A statement PostgreSQL keeps prepared on a connection, by name. */
-export type NamedStatement = { name: string; text: string };
-/** One execution of a fused statement. */
-export type FusedCall = { statement: NamedStatement; params: readonly unknown[] };
-
-const USAGE_TYPES: Record<(typeof USAGE_COLUMNS)[number], 'text' | 'integer' | 'bigint'> = {
-  id: 'text',
-  account_id: 'text',
-  key_id: 'text',
-  model: 'text',
-  backend: 'text',
-  mode: 'text',
-  stream: 'integer',
-  status: 'text',
-  http_status: 'integer',
-  finish_reason: 'text',
-  prompt_tokens: 'integer',
-  completion_tokens: 'integer',
-  cost_micros: 'bigint',
-  hold_micros: 'bigint',
-  error_code: 'text',
-  latency_ms: 'integer',
-  created_at: 'bigint',
-};
+export type FusedTemplates = ReturnType<typeof compileFusedStatements>;
 
 /**
- * PostgreSQL's two fused statements: each either does all of its writes or none (and then
- * returns no row), which is what lets the batch executor run them ahead of a batch's other
- * statements (ledger-executor.ts). Parameters carry explicit types so that the same text serves
- * as a prepared statement and as a parameterised query.
+ * PostgreSQL inside one Kysely transaction: the ledger's statements with the two fused ones in
+ * place. The batch executor runs the fused statements of a batch together and only the rest
+ * through this.
  */
-const HOLD_AND_INSERT: NamedStatement = {
-  name: 'bizora_hold_and_insert',
-  text: `WITH held AS (
-      UPDATE accounts SET held_micros = held_micros + $4::bigint
-      WHERE id = $2::text AND balance_micros - held_micros >= $4::bigint
-      RETURNING id)
-    INSERT INTO holds (id, account_id, request_id, amount_micros, status, created_at, expires_at, closed_at)
-    SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::bigint, $7::bigint, NULL FROM held
-    RETURNING id`,
-};
-
-const SETTLE_OPEN_HOLD: NamedStatement = {
-  name: 'bizora_settle_open_hold',
-  text: `WITH closed AS (
-      UPDATE holds SET status = $1::text, closed_at = $2::bigint
-      WHERE id = $3::text AND status = 'open'
-      RETURNING account_id, amount_micros),
-    account AS (
-      UPDATE accounts a SET held_micros = a.held_micros - c.amount_micros, balance_micros = a.balance_micros - $4::bigint
-      FROM closed c WHERE a.id = c.account_id
-      RETURNING a.balance_micros),
-    entry AS (
-      INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros, request_id, reason, hold_micros, created_at)
-      SELECT $5::text, $6::text, $7::text, $8::bigint, account.balance_micros, $9::text, $10::text, $11::bigint, $12::bigint FROM account
-      RETURNING id)
-    INSERT INTO usage_records (${USAGE_COLUMN_LIST})
-    SELECT ${USAGE_COLUMNS.map((c, i) => `$${13 + i}::${USAGE_TYPES[c]}`).join(', ')} FROM entry
-    RETURNING id`,
-};
-
-export const PG_FUSED_STATEMENTS: readonly NamedStatement[] = [HOLD_AND_INSERT, SETTLE_OPEN_HOLD];
-
-export const fusedCall = {
-  holdAndInsert: (h: Hold): FusedCall => ({
-    statement: HOLD_AND_INSERT,
-    params: [h.id, h.account_id, h.request_id, h.amount_micros, h.status, h.created_at, h.expires_at],
-  }),
-  settleOpenHold: ({ hold, close, now, charge, entry: e, usage }: SettleOpenHold): FusedCall => ({
-    statement: SETTLE_OPEN_HOLD,
-    params: [
-      ...[close, now, hold.id, charge],
-      ...[e.id, e.account_id, e.kind, e.amount_micros, e.request_id, e.reason, e.hold_micros, e.created_at],
-      ...USAGE_COLUMNS.map((c) => usage[c] ?? null),
-    ],
-  }),
-};
-
-/** PREPARE text for a connection. */
-export const prepareSql = (s: NamedStatement): string => `PREPARE ${s.name} AS ${s.text}`;
-/** EXECUTE text of a call, with its parameters as literals, for a connection that prepared it. */
-export const executeSql = (c: FusedCall): string => `EXECUTE ${c.statement.name}(${c.params.map(pgLiteral).join(', ')})`;
-
-/**
- * PostgreSQL inside one Kysely transaction: Kysely's statements with the two fused ones in place.
- * The batch executor runs the fused statements of a batch together and only the rest through this.
- */
-export function postgresStatements(t: LedgerTemplates, tx: Tx): Required<Statements> & LedgerStatements {
-  const wrote = async (c: FusedCall) => (await tx.executeQuery(CompiledQuery.raw(c.statement.text, [...c.params]))).rows.length === 1;
+export function postgresStatements(t: LedgerTemplates, fused: FusedTemplates, tx: Tx): Required<Statements> & LedgerStatements {
+  const wrote = async (f: NamedTemplate, input: Readonly<Record<string, unknown>>) =>
+    (await tx.executeQuery(CompiledQuery.raw(f.sql, f.bind(input)))).rows.length === 1;
   return branded({
     ...transactionStatements(t, tx),
-    holdAndInsert: (h: Hold) => wrote(fusedCall.holdAndInsert(h)),
-    settleOpenHold: (input: SettleOpenHold) => wrote(fusedCall.settleOpenHold(input)),
+    holdAndInsert: (h: Hold) => wrote(fused.holdAndInsert, h),
+    settleOpenHold: (input: SettleOpenHold) => wrote(fused.settleOpenHold, fusedSettleInput(input)),
   });
 }

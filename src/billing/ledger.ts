@@ -161,17 +161,20 @@ export async function settle(
     });
   const usage = (): NewUsageRecord => ({ ...input.usage, cost_micros: charge, hold_micros: hold.amount_micros });
 
+  // An open hold is released and the charge taken from the balance.
+  const change = { balance: -charge, held: -hold.amount_micros };
+
   // The usual case in one statement where the database has it; a hold that was not open takes
   // the general path below.
   if (
     s.settleOpenHold &&
-    (await s.settleOpenHold({ hold, close: input.close, now, charge, entry: entry(0 /* set by the statement */), usage: usage() }))
+    (await s.settleOpenHold({ hold, close: input.close, now, change, entry: entry(0 /* set by the statement */), usage: usage() }))
   )
     return { chargedMicros: charge, holdWasOpen: true };
   const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
-    balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: -hold.amount_micros });
+    balanceAfter = await s.adjust(hold.account_id, change);
   } else if (charge > 0) {
     const acct = await s.balances(hold.account_id);
     charge = acct ? Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros)) : 0;

@@ -1,11 +1,11 @@
 // usage_records: one row per chat completion request that held money or reached a backend,
-// written in the transaction that settles the request: the ledger runs recordUsageStatement
-// (and PostgreSQL's fused settlement writes these columns). Here: that statement, finding
+// written in the transaction that settles the request: the ledger runs recordUsage's statement
+// (alone, or as the last part of PostgreSQL's fused settlement). Here: that statement, finding
 // records, the per-day totals, and the completion id every record answers to.
-import { sql } from 'kysely';
+import { type Expression, type QueryCreator, type SqlBool, sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
-import type { NewUsageRecord, UsageRecord } from '../db/schema.ts';
-import { row, template } from '../db/statement-template.ts';
+import type { DB, NewUsageRecord, UsageRecord } from '../db/schema.ts';
+import { row, rowSelection } from '../db/statement-template.ts';
 
 /** The columns of a usage record, in the order every statement that writes one lists them. */
 export const USAGE_COLUMNS = [
@@ -28,8 +28,16 @@ export const USAGE_COLUMNS = [
   'created_at',
 ] as const satisfies readonly (keyof NewUsageRecord)[];
 
-/** Writes one usage record (a whole row, by column name), compiled for `db`'s database. */
-export const recordUsageStatement = (db: Db) => template(db.insertInto('usage_records').values(row(USAGE_COLUMNS)));
+/**
+ * The statement that writes one usage record, a whole row from the parameters `<prefix>.<column>`,
+ * for the ledger to compile and run in its transaction. With `when`, the row is written only if
+ * that condition holds (a part of a larger statement: PostgreSQL's fused settlement).
+ */
+export function recordUsage(qc: Pick<QueryCreator<DB>, 'insertInto' | 'selectNoFrom'>, prefix?: string, when?: Expression<SqlBool>) {
+  const insert = qc.insertInto('usage_records');
+  if (!when) return insert.values(row(USAGE_COLUMNS, prefix));
+  return insert.columns(USAGE_COLUMNS).expression(qc.selectNoFrom(rowSelection(USAGE_COLUMNS, prefix)).where(when));
+}
 
 export const DAY_MS = 86_400_000;
 // Integer division on both databases: the UTC day number. A literal, not a parameter, so that
