@@ -284,11 +284,8 @@ async function startOurs(databaseUrl: string, mockOrigin: string, name: string, 
  * node_modules), on its own SQLite file: `--ab <revision>`. Its database is set up by its own
  * `bizora` command.
  */
-async function startRevision(
-  revision: string,
-  scratch: string,
-  mockOrigin: string,
-): Promise<{ target: Target; databaseUrl: string; remove: () => void }> {
+/** A git revision's server in a worktree of its own, started on whichever database is asked for. */
+async function checkOutRevision(revision: string, scratch: string) {
   const dir = join(scratch, 'ab');
   execFileSync('git', ['worktree', 'add', '--detach', dir, revision], { cwd: ROOT, stdio: 'ignore' });
   let removed = false;
@@ -304,9 +301,11 @@ async function startRevision(
     execFileSync(process.execPath, [join(dir, 'scripts', 'build.mjs'), '--quiet'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   const short = execFileSync('git', ['rev-parse', '--short', revision], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const databaseUrl = `sqlite:${join(scratch, 'ab.db')}`;
-  const target = await startOurs(databaseUrl, mockOrigin, `bizora (SQLite) @ ${short}`, dir);
-  return { target, databaseUrl, remove };
+  return {
+    start: (databaseUrl: string, mockOrigin: string, database: string) =>
+      startOurs(databaseUrl, mockOrigin, `bizora (${database}) @ ${short}`, dir),
+    remove,
+  };
 }
 
 /** Every 200 we received is a succeeded usage record; the ledger verifies. */
@@ -397,8 +396,10 @@ async function main(): Promise<number> {
   const sqliteUrl = `sqlite:${join(scratch, 'bench.db')}`;
   const ours = await startOurs(sqliteUrl, mockOrigin, 'bizora (SQLite)');
   const targets: Target[] = [direct, forwarder, ours];
-  const ab = args.ab ? await startRevision(args.ab, scratch, mockOrigin) : undefined;
-  if (ab) targets.push(ab.target);
+  const revision = args.ab ? await checkOutRevision(args.ab, scratch) : undefined;
+  const abSqliteUrl = `sqlite:${join(scratch, 'ab.db')}`;
+  const ab = revision ? await revision.start(abSqliteUrl, mockOrigin, 'SQLite') : undefined;
+  if (ab) targets.push(ab);
 
   if (PORTKEY) {
     const pkPort = await freePort();
@@ -424,10 +425,9 @@ async function main(): Promise<number> {
   await new Promise((r) => ours.proc?.once('exit', r));
   const checks = [await honesty(ours, sqliteUrl)];
   if (ab) {
-    ab.target.proc?.kill('SIGTERM');
-    await new Promise((r) => ab.target.proc?.once('exit', r));
-    checks.push(await honesty(ab.target, ab.databaseUrl));
-    ab.remove();
+    ab.proc?.kill('SIGTERM');
+    await new Promise((r) => ab.proc?.once('exit', r));
+    checks.push(await honesty(ab, abSqliteUrl));
   }
 
   let pgRows: Row[] = [];
@@ -441,16 +441,23 @@ async function main(): Promise<number> {
   }
   if (pgDb) {
     const oursPg = await startOurs(pgDb.url, mockOrigin, 'bizora (PostgreSQL)');
+    const pgTargets = [direct, forwarder, oursPg];
+    // The revision on a database of its own, in the same interleaved rounds.
+    const abDb = revision ? await createTestDatabase('postgres') : undefined;
+    const abPg = revision && abDb ? await revision.start(abDb.url, mockOrigin, 'PostgreSQL') : undefined;
+    if (abPg) pgTargets.push(abPg);
     log('PostgreSQL run');
-    pgRows = (await drive([direct, forwarder, oursPg])).filter(
-      (r) => r.target === oursPg.name || r.target === forwarder.name || r.target === direct.name,
-    );
-    rss.set(oursPg.name, peakRssMb(oursPg.proc?.pid));
-    oursPg.proc?.kill('SIGTERM');
-    await new Promise((r) => oursPg.proc?.once('exit', r));
-    checks.push(await honesty(oursPg, pgDb.url));
+    pgRows = await drive(pgTargets);
+    for (const [t, url] of [[oursPg, pgDb.url], ...(abPg && abDb ? [[abPg, abDb.url] as const] : [])] as const) {
+      rss.set(t.name, peakRssMb(t.proc?.pid));
+      t.proc?.kill('SIGTERM');
+      await new Promise((r) => t.proc?.once('exit', r));
+      checks.push(await honesty(t, url));
+    }
     await pgDb.drop();
+    await abDb?.drop();
   }
+  revision?.remove();
 
   const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
   const out: string[] = [];

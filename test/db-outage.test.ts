@@ -83,17 +83,64 @@ async function recovery(h: Harness, key: string, steady: number): Promise<{ ms: 
   return { ms, failedBefore };
 }
 
+/**
+ * After an outage no hold is lost: a request that got a 503 before it held anything never held
+ * anything; the only holds left open are those of requests that could not settle, and the
+ * sweeper (its clock moved past their time-to-live) releases them; the books verify and the
+ * account's balance is its grants less its charges, each request charged at most once.
+ */
+async function noHoldLost(h: Harness, direct: Database, accountId: string, unavailable: Answer[], unsettled: string[]): Promise<void> {
+  const ids = unavailable.map((a) => a.requestId);
+  assert.ok(ids.length > 0 && ids.every((id) => id.startsWith('req_')));
+  assert.deepEqual(await direct.db.selectFrom('holds').select('request_id').where('request_id', 'in', ids).execute(), []);
+  const openHolds = () =>
+    direct.db.selectFrom('holds').select('request_id').where('account_id', '=', accountId).where('status', '=', 'open').execute();
+  const open = await openHolds();
+  assert.ok(
+    open.every((o) => unsettled.includes(o.request_id)),
+    `open holds: ${open.map((o) => o.request_id)}`,
+  );
+  const ttlMs = h.deps.config.holdTtlSeconds * 1000;
+  const sweeper = new HoldSweeper(direct.db, createLedgerExecutor(direct), { now: () => Date.now() + 2 * ttlMs }, 1000);
+  const expired = await sweeper.sweep();
+  console.log(
+    `${open.length} holds open after the outage (of ${unsettled.length} requests that could not settle); the sweeper released ${expired}`,
+  );
+  assert.ok(expired >= open.length);
+  assert.deepEqual(await openHolds(), []);
+
+  assert.deepEqual((await verifyLedger(direct.db)).problems, []);
+  const acct = await direct.db
+    .selectFrom('accounts')
+    .select(['balance_micros', 'held_micros'])
+    .where('id', '=', accountId)
+    .executeTakeFirstOrThrow();
+  assert.equal(acct.held_micros, 0);
+  const entries = await direct.db
+    .selectFrom('ledger_entries')
+    .select(['kind', 'amount_micros', 'request_id'])
+    .where('account_id', '=', accountId)
+    .execute();
+  const grants = entries.filter((e) => e.kind === 'grant').reduce((s, e) => s + e.amount_micros, 0);
+  const charges = entries.filter((e) => e.kind === 'usage').reduce((s, e) => s - e.amount_micros, 0);
+  assert.equal(grants, GRANTED_CENTS * 10_000);
+  assert.ok(charges > 0);
+  assert.equal(acct.balance_micros, grants - charges);
+  const charged = entries.filter((e) => e.kind === 'usage').map((e) => e.request_id);
+  assert.equal(new Set(charged).size, charged.length);
+}
+
+const GRANTED_CENTS = 1_000;
+
 describe('PostgreSQL stops answering', { skip }, () => {
   let proxy: TcpProxy;
   let h: Harness;
   let direct: Database;
-  let account: { id: string };
-  let key: string;
-  const grantedCents = 1_000;
-  /** Requests that got a 503 before they held anything. */
-  const unavailable: Answer[] = [];
-  /** Requests that held money and could not settle while the database stalled. */
-  const unsettled: string[] = [];
+  /** An account of the test's own with credit, and a key. */
+  const funded = async () => {
+    const account = await h.newAccount({ cents: GRANTED_CENTS });
+    return { accountId: account.id, key: (await h.newKey(account.id)).key };
+  };
 
   before(async () => {
     const pgUrl = new URL(PG_ADMIN_URL);
@@ -105,8 +152,6 @@ describe('PostgreSQL stops answering', { skip }, () => {
     });
     // Checks look at the database directly, not through the proxy.
     direct = openDatabase(h.databaseUrl);
-    account = await h.newAccount({ cents: grantedCents });
-    ({ key } = await h.newKey(account.id));
   });
   after(async () => {
     proxy?.resume();
@@ -115,7 +160,10 @@ describe('PostgreSQL stops answering', { skip }, () => {
     await proxy?.close();
   });
 
-  test('while PostgreSQL stalls, requests get 503 service_unavailable within about the deadline, and the server serves again by itself', async () => {
+  test('while PostgreSQL stalls, requests get 503 service_unavailable within about the deadline, the server serves again by itself, and no hold is lost', async () => {
+    const { accountId, key } = await funded();
+    /** Requests that held money and could not settle while the database stalled. */
+    const unsettled: string[] = [];
     // Pooled connections exist: once stalled, they never answer again.
     for (let i = 0; i < 3; i++) assert.equal((await chat(h, key, { stream: i === 1 })).status, 200);
     // Requests holding money when the database stalls: the JSON ones (the simulator answers them
@@ -134,7 +182,6 @@ describe('PostgreSQL stops answering', { skip }, () => {
     ]);
     for (let i = 0; i < 3; i++) answers.push(await chat(h, key));
     for (const [i, a] of answers.entries()) assertUnavailable(a, `request ${i + 1} while stalled`);
-    unavailable.push(...answers);
     console.log(`stalled: new requests: ${summary(answers)}`);
 
     // The JSON requests in flight could not settle: 503 too, about a deadline after the answer
@@ -157,6 +204,7 @@ describe('PostgreSQL stops answering', { skip }, () => {
     const r = await recovery(h, key, 20);
     console.log(`stalled: recovered ${r.ms.toFixed(0)} ms after PostgreSQL answered again (${r.failedBefore} more 503s first)`);
     assert.ok(r.ms < 2_000, `recovered after ${r.ms.toFixed(0)} ms`);
+    await noHoldLost(h, direct, accountId, answers, unsettled);
   });
 
   test('a pooled connection that stalled is discarded, not handed out again', async () => {
@@ -178,62 +226,18 @@ describe('PostgreSQL stops answering', { skip }, () => {
     assert.ok(ms < DEADLINE_MS, `30 queries took ${ms.toFixed(0)} ms`);
   });
 
-  test('while PostgreSQL refuses connections, requests get 503 service_unavailable at once, and the server serves again by itself', async () => {
+  test('while PostgreSQL refuses connections, requests get 503 service_unavailable at once, the server serves again by itself, and no hold is lost', async () => {
+    const { accountId, key } = await funded();
     proxy.refuse();
     const answers = await Promise.all([...Array.from({ length: 6 }, () => chat(h, key)), chat(h, key, { stream: true })]);
     for (let i = 0; i < 3; i++) answers.push(await chat(h, key));
     for (const [i, a] of answers.entries()) assertUnavailable(a, `request ${i + 1} while refused`);
-    unavailable.push(...answers);
     console.log(`refused: ${summary(answers)}`);
     proxy.resume();
     const r = await recovery(h, key, 10);
     console.log(`refused: recovered ${r.ms.toFixed(0)} ms after PostgreSQL answered again (${r.failedBefore} more 503s first)`);
     assert.ok(r.ms < 2_000, `recovered after ${r.ms.toFixed(0)} ms`);
-  });
-
-  test('after the outages no hold is lost: every hold closes, the books verify, balance = grants - charges', async () => {
-    // A request that got a 503 before it held anything never held anything.
-    const ids = unavailable.map((a) => a.requestId);
-    assert.ok(ids.length > 0 && ids.every((id) => id.startsWith('req_')));
-    assert.deepEqual(await direct.db.selectFrom('holds').select('request_id').where('request_id', 'in', ids).execute(), []);
-    // The only holds still open are those of requests that could not settle in the stall.
-    const open = await direct.db.selectFrom('holds').select('request_id').where('status', '=', 'open').execute();
-    assert.ok(
-      open.every((o) => unsettled.includes(o.request_id)),
-      `open holds: ${open.map((o) => o.request_id)}`,
-    );
-
-    // The sweeper releases them, with its clock moved past their time-to-live (no waiting for it).
-    const ttlMs = h.deps.config.holdTtlSeconds * 1000;
-    const sweeper = new HoldSweeper(direct.db, createLedgerExecutor(direct), { now: () => Date.now() + 2 * ttlMs }, 1000);
-    const expired = await sweeper.sweep();
-    console.log(
-      `${open.length} holds open after the outages (of ${unsettled.length} requests that could not settle); the sweeper released ${expired}`,
-    );
-    assert.equal(expired, open.length);
-    assert.deepEqual(await direct.db.selectFrom('holds').select('id').where('status', '=', 'open').execute(), []);
-
-    const report = await verifyLedger(direct.db);
-    assert.deepEqual(report.problems, []);
-    const acct = await direct.db
-      .selectFrom('accounts')
-      .select(['balance_micros', 'held_micros'])
-      .where('id', '=', account.id)
-      .executeTakeFirstOrThrow();
-    assert.equal(acct.held_micros, 0);
-    const entries = await direct.db
-      .selectFrom('ledger_entries')
-      .select(['kind', 'amount_micros', 'request_id'])
-      .where('account_id', '=', account.id)
-      .execute();
-    const grants = entries.filter((e) => e.kind === 'grant').reduce((s, e) => s + e.amount_micros, 0);
-    const charges = entries.filter((e) => e.kind === 'usage').reduce((s, e) => s - e.amount_micros, 0);
-    assert.equal(grants, grantedCents * 10_000);
-    assert.ok(charges > 0);
-    assert.equal(acct.balance_micros, grants - charges);
-    // Charged at most once per request.
-    const charged = entries.filter((e) => e.kind === 'usage').map((e) => e.request_id);
-    assert.equal(new Set(charged).size, charged.length);
+    await noHoldLost(h, direct, accountId, answers, []);
   });
 });
 

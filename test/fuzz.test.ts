@@ -359,7 +359,7 @@ for (const kind of testDatabaseKinds()) {
     });
     after(() => h.close());
 
-    test(`${RUNS[kind] * BATCH} generated malformed requests all get an OpenAI-shaped 4xx or a 2xx, never a 5xx`, async () => {
+    test(`${RUNS[kind] * BATCH} generated malformed requests all get an OpenAI-shaped 4xx or a 2xx, never a 5xx, and lose nothing`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(specArb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
           const answers = await Promise.all(
@@ -378,9 +378,8 @@ for (const kind of testDatabaseKinds()) {
       // draw one (413s are also sent on purpose, below, and in http-layer.test.ts).
       for (const status of kind === 'sqlite' ? [400, 401, 405, 413, 415] : [400, 401, 405, 415])
         assert.ok((statuses.get(status) ?? 0) > 0, `no ${status} among ${JSON.stringify([...statuses])}`);
-    });
 
-    test('afterwards the server answers, every hold is closed and the ledger verifies', async () => {
+      // Afterwards the server answers, every hold is closed and the ledger verifies.
       assert.equal((await fetch(`${h.url}/healthz`)).status, 200);
       const models = await fetch(`${h.baseURL}/models`, { headers: { authorization: `Bearer ${keys.live}` } });
       assert.equal(models.status, 200);

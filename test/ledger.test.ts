@@ -257,7 +257,7 @@ for (const kind of testDatabaseKinds())
           reserve(s, { accountId: acct.id, requestId: `req_t_${acct.id}`, amountMicros: 100, now, ttlMs: 60_000 }),
         );
         assert.ok(r.ok);
-        // PostgreSQL's batch executor writes values as literals (ledger-statements.ts).
+        // Quotes, backslashes, SQL and non-ASCII text travel as parameters on every database.
         const odd = "it's \\ a 'quote'); DELETE FROM accounts; -- \u00e9\u{1F600}";
         const usage = usageFor(r.hold, key.id, now, { model: odd, finish_reason: odd, stream: 1 });
         await ledger.run((s) => settle(s, { hold: r.hold, costMicros: 7, now, close: 'settled', usage }));

@@ -55,7 +55,13 @@ const workers = Math.min(files.length, Number(process.env.BIZORA_TEST_WORKERS) |
 // nothing else of ours running: beside another worker and its child processes on two cores, any
 // process can wait 100 ms and more for a CPU, whatever the server does.
 const ALONE = new Set([join('test', 'bounded-work.test.ts')]);
-const queue = files.filter((f) => !ALONE.has(f));
+// The longest files start first, so that no worker is left with one of them at the end while
+// the other idles (the browser suite alone takes about 18 s, the CLI's 8 s per database).
+const LONGEST_FIRST = ['dashboard.browser', 'cli', 'crash', 'shutdown', 'db-outage', 'deadlines', 'dashboard-safety'].map((n) =>
+  join('test', `${n}.test.ts`),
+);
+const rank = (f: string) => (LONGEST_FIRST.includes(f) ? LONGEST_FIRST.indexOf(f) : LONGEST_FIRST.length);
+const queue = files.filter((f) => !ALONE.has(f)).sort((a, b) => rank(a) - rank(b));
 const alone = files.filter((f) => ALONE.has(f));
 const started = performance.now();
 const totals = new Map<string, number>();

@@ -7,6 +7,7 @@
 import type { Db } from '../db/connection.ts';
 import type { Hold, LedgerEntry, LedgerKind, NewUsageRecord } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
+import { usageCosts } from '../usage/usage-store.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
 import type { GrantRecord, LedgerStatements } from './ledger-statements.ts';
 
@@ -262,7 +263,7 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     if (a.held_micros > a.balance_micros) problems.push(`${a.id}: holds (${a.held_micros}) exceed the balance (${a.balance_micros})`);
   }
   const mismatched = await db
-    .selectFrom('usage_records as u')
+    .selectFrom(usageCosts(db).as('u'))
     .leftJoin('ledger_entries as le', (j) => j.onRef('le.request_id', '=', 'u.id').on('le.kind', '=', 'usage'))
     .select(['u.id', 'u.cost_micros', 'le.amount_micros'])
     .where((eb) => eb(eb.fn.coalesce(eb.neg(eb.ref('le.amount_micros')), eb.val(0)), '!=', eb.ref('u.cost_micros')))
@@ -272,7 +273,7 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     problems.push(`${m.id}: usage record costs ${m.cost_micros} but the ledger charged ${-(m.amount_micros ?? 0)}`);
   const orphanCharges = await db
     .selectFrom('ledger_entries as le')
-    .leftJoin('usage_records as u', 'u.id', 'le.request_id')
+    .leftJoin(usageCosts(db).as('u'), 'u.id', 'le.request_id')
     .select('le.request_id')
     .where('le.kind', '=', 'usage')
     .where('u.id', 'is', null)

@@ -39,6 +39,9 @@ export function recordUsage(qc: Pick<QueryCreator<DB>, 'insertInto' | 'selectNoF
   return insert.columns(USAGE_COLUMNS).expression(qc.selectNoFrom(rowSelection(USAGE_COLUMNS, prefix)).where(when));
 }
 
+/** What each request was billed, by request id: for the ledger's check of its charges against the records. */
+export const usageCosts = (db: Db) => db.selectFrom('usage_records').select(['id', 'cost_micros']);
+
 export const DAY_MS = 86_400_000;
 // Integer division on both databases: the UTC day number. A literal, not a parameter, so that
 // PostgreSQL sees the SELECT and GROUP BY expressions as the same.

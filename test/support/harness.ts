@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 // Starts the real server (buildApp over real deps and a fresh database) on a free loopback port.
 // Tests talk to it over HTTP; helpers create accounts, credit and keys the way the CLI does.
 import type { FastifyInstance } from 'fastify';
@@ -121,6 +122,17 @@ export function testModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
     price: { input_per_million_micros: 1_000_000, output_per_million_micros: 10_000_000, request_micros: 100 },
     ...overrides,
   };
+}
+
+/**
+ * The books balance and no hold is left open: for after each test that spent money (a
+ * settlement can land just after the client has read the end of its answer).
+ */
+export async function assertBooksBalance(h: Harness): Promise<void> {
+  await eventually(async () => (await h.verify()).openHolds === 0, 5000).catch(() => {});
+  const report = await h.verify();
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.openHolds, 0, 'a hold is still open');
 }
 
 /** Polls until `check` passes or the time is up (for effects that land after the response). */
