@@ -38,6 +38,13 @@ const EnvSchema = z.object({
     .default('false'),
   BIZORA_SIGNUP: z.enum(['open', 'closed']).default('open'),
   BIZORA_PG_PREPARED_STATEMENTS: z.enum(['on', 'off']).default('on'),
+  BIZORA_CORS_ORIGINS: z
+    .string()
+    .regex(
+      /^\s*(\*|https?:\/\/[^\s,/]+(\s*,\s*https?:\/\/[^\s,/]+)*)?\s*$/,
+      'must be *, or origins such as https://app.example.com separated by commas',
+    )
+    .default(''),
 });
 
 /**
@@ -61,6 +68,11 @@ const ModelSchema = z.object({
   upstream_model: z.string().min(1).optional(),
   max_output_tokens: positiveInt.default(4096),
   context_window: positiveInt.default(128_000),
+  /**
+   * The field an output limit goes upstream in when the client set none: OpenAI's current one,
+   * which its reasoning models require, or max_tokens for upstreams that know only that.
+   */
+  max_tokens_field: z.enum(['max_completion_tokens', 'max_tokens']).default('max_completion_tokens'),
   price: PriceSchema,
 });
 
@@ -114,6 +126,8 @@ export type Config = Readonly<{
    * off for a pooler in transaction mode (PgBouncer), which cannot keep them.
    */
   pgPreparedStatements: boolean;
+  /** Browser origins allowed to call /v1 (with an API key; never with cookies): none, some, or '*' for any. */
+  corsOrigins: '*' | readonly string[];
   models: readonly ModelConfig[];
 }>;
 
@@ -164,6 +178,7 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
       ...(env.BIZORA_UPSTREAM_MODEL ? { upstream_model: env.BIZORA_UPSTREAM_MODEL } : {}),
       max_output_tokens: 4096,
       context_window: 128_000,
+      max_tokens_field: 'max_completion_tokens',
       price: DEFAULT_PRICE,
     },
   ];
@@ -218,6 +233,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: trustProxyOf(env.BIZORA_TRUST_PROXY),
     signup: env.BIZORA_SIGNUP,
     pgPreparedStatements: env.BIZORA_PG_PREPARED_STATEMENTS === 'on',
+    corsOrigins:
+      env.BIZORA_CORS_ORIGINS.trim() === '*'
+        ? '*'
+        : Object.freeze(
+            env.BIZORA_CORS_ORIGINS.split(',')
+              .map((o) => o.trim())
+              .filter(Boolean),
+          ),
     models: Object.freeze(modelsFromEnv(env).map((m) => Object.freeze(m))),
   });
 }

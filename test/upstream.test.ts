@@ -50,7 +50,9 @@ for (const kind of ['sqlite'] as const) {
       assert.equal(seen?.body.model, 'mock-model-1');
       assert.equal(seen?.body.temperature, 0.2);
       assert.equal(seen?.body.user, 'u-1');
-      assert.equal(seen?.body.max_tokens, model.max_output_tokens);
+      // No limit set by the client: the hold's limit goes upstream in the field OpenAI's models all take.
+      assert.equal(seen?.body.max_completion_tokens, model.max_output_tokens);
+      assert.equal(seen?.body.max_tokens, undefined);
       assert.equal(seen?.headers.authorization, 'Bearer upstream-secret');
       assert.ok(!JSON.stringify(seen?.headers).includes(key), "the caller's key is not passed upstream");
       assert.equal(c.model, 'bizora');

@@ -121,7 +121,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     let result: BackendResult;
     try {
       result = await route.backend.chat({
-        request: upstreamRequest(body, route, limits.maxOutput, stream),
+        request: upstreamRequest(body, route, limits.perChoice, stream),
         stream,
         signal: lifetime.signal,
         promptTokens: limits.promptTokens,

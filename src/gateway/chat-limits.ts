@@ -6,7 +6,11 @@ import type { ModelRoute } from '../backends/model-registry.ts';
 import { ApiError } from '../errors.ts';
 import { countPromptTokensWithin } from '../lib/tokens.ts';
 
-export type ChatLimits = { maxOutput: number; promptTokens: number };
+/**
+ * maxOutput is what the hold covers: the output cap of one choice (perChoice) times the choices
+ * asked for (n). The prompt is billed once, whatever n is.
+ */
+export type ChatLimits = { maxOutput: number; perChoice: number; promptTokens: number };
 
 export async function checkLimits(body: ChatRequest, route: ModelRoute): Promise<ChatLimits> {
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
@@ -27,13 +31,18 @@ export async function checkLimits(body: ChatRequest, route: ModelRoute): Promise
       message: `The messages have more than ${route.model.context_window} tokens, which is all the model ${route.model.id} accepts.`,
     });
   }
-  return { maxOutput: requested ?? cap, promptTokens };
+  const perChoice = requested ?? cap;
+  const n = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
+  return { maxOutput: perChoice * n, perChoice, promptTokens };
 }
 
-/** What the backend is asked: its own model name, a max_tokens our hold covers, usage in streams. */
-export function upstreamRequest(body: ChatRequest, route: ModelRoute, maxOutput: number, stream: boolean): ChatRequest {
+/**
+ * What the backend is asked: its own model name, an output limit our hold covers (in the field the
+ * model's upstream wants, when the client set none), usage in streams.
+ */
+export function upstreamRequest(body: ChatRequest, route: ModelRoute, perChoice: number, stream: boolean): ChatRequest {
   const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
-  if (req.max_completion_tokens == null) req.max_tokens = maxOutput;
+  if (req.max_completion_tokens == null && req.max_tokens == null) req[route.model.max_tokens_field] = perChoice;
   if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
   return req;
 }

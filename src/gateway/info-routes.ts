@@ -11,7 +11,7 @@ import { unixSeconds } from '../lib/clock.ts';
 import { generationView } from '../usage/generation-view.ts';
 import { GenerationQuery, GenerationView } from '../usage/schemas.ts';
 import { findUsage } from '../usage/usage-store.ts';
-import { KeyInfo, ModelList, ModelObject, ModelParams } from './schemas.ts';
+import { KeyInfo, ModelList, ModelObject, ModelParams, ModelPathParams } from './schemas.ts';
 
 // Models have no creation date of their own; this is the platform's first release.
 const MODELS_CREATED = 1764547200;
@@ -38,6 +38,7 @@ const authOf = (request: FastifyRequest): AuthContext => {
 const seconds = (ms: number | null) => (ms === null ? null : unixSeconds(ms));
 
 const tags = ['API'];
+const MAX_MODEL_ID_LENGTH = 100;
 const security = [{ apiKey: [] }];
 const KEY_ERRORS = ['missing_api_key', 'invalid_api_key', 'conflicting_api_keys'] as const;
 
@@ -58,21 +59,41 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
         tags,
         security,
         summary: 'One model',
+        description: 'An id with a slash in it (`openai/gpt-4o-mini`) may be sent as it is or encoded (`openai%2Fgpt-4o-mini`).',
         params: ModelParams,
         response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found') },
       },
     },
+    async (request) => oneModel(request.params.id),
+  );
+  // An id with a slash ("openai/gpt-4o-mini"), as the Python SDK sends it: unencoded it spans
+  // path segments (encoded as %2F, the route above matches it, decoded).
+  r.get(
+    '/models/*',
+    {
+      schema: {
+        hide: true,
+        params: ModelPathParams,
+        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found', 'uri_too_long') },
+      },
+    },
     async (request) => {
-      const { id } = request.params;
-      const model = deps.models.list().find((m) => m.id === id);
-      if (!model)
-        throw new ApiError('model_not_found', {
-          param: 'model',
-          message: `The model '${id}' does not exist or you do not have access to it.`,
-        });
-      return modelObject(model);
+      const id = request.params['*'];
+      // The same bound as any path parameter (Fastify's maxParamLength): a 414, never echoed.
+      if (id.length > MAX_MODEL_ID_LENGTH) throw new ApiError('uri_too_long');
+      return oneModel(id);
     },
   );
+
+  function oneModel(id: string) {
+    const model = deps.models.list().find((m) => m.id === id);
+    if (!model)
+      throw new ApiError('model_not_found', {
+        param: 'model',
+        message: `The model '${id}' does not exist or you do not have access to it.`,
+      });
+    return modelObject(model);
+  }
 
   r.get(
     '/key',

@@ -23,7 +23,7 @@ export const ChatBody = Type.Object(
     ),
     max_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     max_completion_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
-    n: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1 }))),
+    n: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 128 }))),
     temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2 }))),
     top_p: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
     tools: Type.Optional(Nullable(Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })))),
@@ -34,6 +34,8 @@ export const ChatBody = Type.Object(
 );
 
 export const ModelParams = Type.Object({ id: Type.String() });
+/** The rest of the path: a model id with slashes in it. */
+export const ModelPathParams = Type.Object({ '*': Type.String() });
 
 export const ModelObject = Type.Object(
   {

@@ -1,5 +1,6 @@
 // The /v1 surface: every route here is authenticated by API key before its body is parsed, so a
 // caller without a valid key learns nothing else about the request (OpenAI's order).
+import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { authenticate } from '../keys/verify.ts';
@@ -10,6 +11,21 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
   const { deps } = opts;
   // The API speaks JSON only; anything else is a 415 rather than a confusing schema error.
   app.removeContentTypeParser('text/plain');
+  const origins = deps.config.corsOrigins;
+  if (origins === '*' || origins.length) {
+    // Browser clients (the SDKs' dangerouslyAllowBrowser) with an API key. Registered before the
+    // key check, so a preflight (which carries no key) is answered; never with credentials, so no
+    // page can spend a signed-in user's cookies here. The request's headers are allowed as asked
+    // (the SDKs send their own x-stainless-* ones).
+    await app.register(cors, {
+      origin: origins === '*' ? '*' : [...origins],
+      credentials: false,
+      methods: ['GET', 'POST', 'DELETE'],
+      exposedHeaders: ['x-request-id', 'retry-after'],
+      maxAge: 600,
+      strictPreflight: false,
+    });
+  }
   app.addHook('onRequest', async (request) => {
     request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());

@@ -122,16 +122,22 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? 1000) as number;
     const words = WORDS.slice(0, Math.min(WORDS.length, maxTokens));
     const badUsage = /mock:usage:(\w+)/.exec(said)?.[1];
+    // n choices (JSON answers): each the same words, usage their sum, as OpenAI counts them.
+    const n = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
     const usage = badUsage
       ? BAD_USAGE[badUsage]
-      : { prompt_tokens: state.promptTokens, completion_tokens: words.length, total_tokens: state.promptTokens + words.length };
+      : { prompt_tokens: state.promptTokens, completion_tokens: n * words.length, total_tokens: state.promptTokens + n * words.length };
     const base = { id: 'chatcmpl-upstream123', created: 1_700_000_000, model: String(body.model) };
     const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value));
     const completion = (content: string) => ({
       ...base,
       object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: words.length < WORDS.length ? 'length' : 'stop' }],
+      choices: Array.from({ length: n }, (_, index) => ({
+        index,
+        message: { role: 'assistant', content },
+        finish_reason: words.length < WORDS.length ? 'length' : 'stop',
+      })),
       ...(has('no-usage') ? {} : { usage }),
     });
 
