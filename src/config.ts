@@ -62,6 +62,8 @@ const PriceSchema = z.object({
 
 const ModelSchema = z.object({
   id: z.string().min(1),
+  /** chat: /v1/chat/completions; embedding: /v1/embeddings. */
+  kind: z.enum(['chat', 'embedding']).default('chat'),
   backend: z.enum(['simulator', 'openai-compatible']),
   upstream_url: z.url().optional(),
   upstream_api_key: z.string().optional(),
@@ -73,6 +75,8 @@ const ModelSchema = z.object({
    * which its reasoning models require, or max_tokens for upstreams that know only that.
    */
   max_tokens_field: z.enum(['max_completion_tokens', 'max_tokens']).default('max_completion_tokens'),
+  /** An embedding model's vector length (and the most a request's `dimensions` may ask for). */
+  dimensions: positiveInt.default(1536),
   price: PriceSchema,
 });
 
@@ -179,7 +183,20 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
       max_output_tokens: 4096,
       context_window: 128_000,
       max_tokens_field: 'max_completion_tokens',
+      dimensions: 1536,
+      kind: 'chat',
       price: DEFAULT_PRICE,
+    },
+    // Served by the simulator (deterministic unit vectors), so that RAG stacks work out of the box.
+    {
+      id: 'bizora-embed',
+      kind: 'embedding',
+      backend: 'simulator',
+      max_output_tokens: 1,
+      context_window: 8192,
+      max_tokens_field: 'max_completion_tokens',
+      dimensions: 1536,
+      price: { input_per_million_micros: 20_000, output_per_million_micros: 0, request_micros: 0 },
     },
   ];
 }

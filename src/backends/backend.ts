@@ -62,11 +62,49 @@ export type BackendCall = {
   promptTokens?: number;
 };
 
+/** An embeddings request as the backend gets it (model renamed to the backend's own name). */
+export type EmbeddingRequest = {
+  model: string;
+  input: string | string[] | number[] | number[][];
+  dimensions?: number | null;
+  encoding_format?: 'float' | 'base64' | null;
+  [k: string]: unknown;
+};
+
+/** The inputs of a request as a list: a string, strings, a token array, or token arrays. */
+export function inputsOf(input: EmbeddingRequest['input']): (string | number[])[] {
+  if (typeof input === 'string') return [input];
+  if (input.length > 0 && input.every((x) => typeof x === 'number')) return [input as number[]];
+  return input as (string | number[])[];
+}
+
+export type Embedding = { object: 'embedding'; index: number; embedding: number[] | string; [k: string]: unknown };
+
+/** An embeddings answer: one embedding per input, in the encoding asked for; usage null when the backend did not count. */
+export type EmbeddingList = {
+  object: 'list';
+  data: Embedding[];
+  model: string;
+  usage: { prompt_tokens: number; total_tokens: number } | null;
+  [k: string]: unknown;
+};
+
+export type EmbedCall = {
+  request: EmbeddingRequest;
+  signal: AbortSignal;
+  /** The inputs' tokens as the gateway counted them (the simulator reports them as usage). */
+  inputTokens: number;
+  /** The vector length to make (the request's dimensions, else the model's). */
+  dimensions: number;
+};
+
 export interface ChatBackend {
   /** What serves the model, for logs and usage records: `simulator` or `openai-compatible`. */
   readonly kind: 'simulator' | 'openai-compatible';
   /** Human description for the start-up log; never contains a secret. */
   describe(): string;
   chat(call: BackendCall): Promise<BackendResult>;
+  /** Embeddings, for models of kind `embedding`. */
+  embed(call: EmbedCall): Promise<EmbeddingList>;
   close?(): Promise<void>;
 }

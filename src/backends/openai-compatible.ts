@@ -8,8 +8,16 @@ import { createParser } from 'eventsource-parser';
 import { Agent, type Dispatcher, request, errors as undiciErrors } from 'undici';
 import type { ModelConfig } from '../config.ts';
 import { ApiError } from '../errors.ts';
-import type { BackendCall, BackendResult, ChatBackend, ChatChunk } from './backend.ts';
-import { normaliseChunk, normaliseCompletion } from './upstream-answer.ts';
+import {
+  type BackendCall,
+  type BackendResult,
+  type ChatBackend,
+  type ChatChunk,
+  type EmbedCall,
+  type EmbeddingList,
+  inputsOf,
+} from './backend.ts';
+import { normaliseChunk, normaliseCompletion, normaliseEmbeddings } from './upstream-answer.ts';
 
 type UpstreamOptions = { url: string; apiKey: string | undefined; timeoutMs: number };
 
@@ -214,13 +222,33 @@ async function startedStream(chunks: AsyncGenerator<ChatChunk>): Promise<AsyncIt
   return iterator;
 }
 
+/** A JSON answer, read within MAX_ANSWER_BYTES; a malformed one, or an error answered as data, is a 502. */
+async function readJson(res: Awaited<ReturnType<typeof request>>, signal: AbortSignal): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readBody(res.body, MAX_ANSWER_BYTES, { truncate: false, contentLength: res.headers['content-length'] });
+  } catch (err) {
+    throw transportError(err, signal);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ApiError('upstream_error', { message: 'The model backend sent a malformed answer.' });
+  }
+  if (hasError(parsed)) throw answeredError(parsed, 'The model backend answered with an error');
+  return parsed;
+}
+
 export class OpenAICompatibleBackend implements ChatBackend {
   readonly kind = 'openai-compatible' as const;
   private readonly agent: Agent;
   private readonly url: string;
+  private readonly embeddingsUrl: string;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.url = chatCompletionsUrl(opts.url);
+    this.embeddingsUrl = `${opts.url.replace(/\/+$/, '')}/embeddings`;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       connections: 128,
@@ -240,22 +268,7 @@ export class OpenAICompatibleBackend implements ChatBackend {
   }
 
   async chat({ request: body, stream, signal }: BackendCall): Promise<BackendResult> {
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: stream ? 'text/event-stream' : 'application/json',
-    };
-    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
-    let res: Awaited<ReturnType<typeof request>>;
-    try {
-      res = await request(this.url, { method: 'POST', headers, body: JSON.stringify(body), signal, dispatcher: this.agent });
-    } catch (err) {
-      throw transportError(err, signal, 'connect');
-    }
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = await readBody(res.body, MAX_ERROR_BYTES, { truncate: true, contentLength: undefined }).catch(() => '');
-      const retryAfter = res.headers['retry-after'];
-      throw upstreamStatusError(res.statusCode, text, typeof retryAfter === 'string' ? retryAfter : undefined);
-    }
+    const res = await this.post(this.url, body, signal, stream ? 'text/event-stream' : 'application/json');
     const contentType = String(res.headers['content-type'] ?? '');
     // Some upstreams ignore `stream: true` and answer JSON: that answer is returned as JSON (the
     // gateway streams it as one chunk and bills it in full). The other way round is a 502.
@@ -264,20 +277,30 @@ export class OpenAICompatibleBackend implements ChatBackend {
       discard(res.body);
       throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
     }
-    let text: string;
+    return { kind: 'json', body: normaliseCompletion(await readJson(res, signal)) };
+  }
+
+  async embed({ request: body, signal }: EmbedCall): Promise<EmbeddingList> {
+    const res = await this.post(this.embeddingsUrl, body, signal, 'application/json');
+    return normaliseEmbeddings(await readJson(res, signal), inputsOf(body.input).length);
+  }
+
+  /** POSTs JSON upstream: the answer when it is a 2xx, else its error in our catalogue. */
+  private async post(url: string, body: unknown, signal: AbortSignal, accept: string) {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept };
+    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    let res: Awaited<ReturnType<typeof request>>;
     try {
-      text = await readBody(res.body, MAX_ANSWER_BYTES, { truncate: false, contentLength: res.headers['content-length'] });
+      res = await request(url, { method: 'POST', headers, body: JSON.stringify(body), signal, dispatcher: this.agent });
     } catch (err) {
-      throw transportError(err, signal);
+      throw transportError(err, signal, 'connect');
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new ApiError('upstream_error', { message: 'The model backend sent a malformed answer.' });
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const text = await readBody(res.body, MAX_ERROR_BYTES, { truncate: true, contentLength: undefined }).catch(() => '');
+      const retryAfter = res.headers['retry-after'];
+      throw upstreamStatusError(res.statusCode, text, typeof retryAfter === 'string' ? retryAfter : undefined);
     }
-    if (hasError(parsed)) throw answeredError(parsed, 'The model backend answered with an error');
-    return { kind: 'json', body: normaliseCompletion(parsed) };
+    return res;
   }
 
   async close(): Promise<void> {

@@ -7,8 +7,9 @@
 import { setImmediate as nextTick, setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../errors.ts';
 import { countPromptTokens, o200k } from '../lib/tokens.ts';
-import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion } from './backend.ts';
+import type { BackendCall, BackendResult, ChatBackend, ChatChunk, ChatCompletion, EmbedCall, EmbeddingList } from './backend.ts';
 import { conversationHash, lastUserText, logprobsOf, type SimulatedChoice, simulateChoices } from './simulator-answer.ts';
+import { simulateEmbeddings } from './simulator-embeddings.ts';
 
 export const MAGIC = {
   badRequest: '[bizora:bad_request]',
@@ -101,6 +102,10 @@ export class SimulatorBackend implements ChatBackend {
 
   describe(): string {
     return 'built-in simulator';
+  }
+
+  embed(call: EmbedCall): Promise<EmbeddingList> {
+    return simulateEmbeddings(call);
   }
 
   async chat({ request, stream, signal, promptTokens }: BackendCall): Promise<BackendResult> {

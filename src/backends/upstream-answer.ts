@@ -4,7 +4,7 @@
 // not an object, a message that is missing, usage that is not a plain token count. Only
 // openai-compatible.ts calls this; the simulator builds well-formed data itself.
 import { ApiError } from '../errors.ts';
-import type { ChatChunk, ChatCompletion, Usage } from './backend.ts';
+import type { ChatChunk, ChatCompletion, EmbeddingList, Usage } from './backend.ts';
 
 /** More tokens than any model reads or writes in one request: a count above it is nonsense. */
 export const MAX_REPORTED_TOKENS = 100_000_000;
@@ -93,4 +93,28 @@ function completed(raw: Obj, object: string): Obj {
   if (typeof raw.model !== 'string') raw.model = '';
   raw.usage = normaliseUsage(raw.usage);
   return raw;
+}
+
+/**
+ * An embeddings answer: one embedding per input (a list of numbers, or base64 text), each with
+ * its index; usage kept only when its prompt_tokens is a plain token count.
+ */
+export function normaliseEmbeddings(raw: unknown, inputs: number): EmbeddingList {
+  if (!isObject(raw) || !Array.isArray(raw.data)) throw malformed('no embeddings');
+  if (raw.data.length !== inputs) throw malformed(`${raw.data.length} embeddings for ${inputs} inputs`);
+  for (let i = 0; i < raw.data.length; i++) {
+    const e: unknown = raw.data[i];
+    if (!isObject(e)) throw malformed('an embedding that is not an object');
+    const v = e.embedding;
+    if (!(typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x)))))
+      throw malformed('an embedding that is neither numbers nor base64');
+    e.object = 'embedding';
+    e.index = indexOr(e.index, i);
+  }
+  raw.object = 'list';
+  if (typeof raw.model !== 'string') raw.model = '';
+  const usage = raw.usage;
+  raw.usage =
+    isObject(usage) && isTokenCount(usage.prompt_tokens) ? { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens } : null;
+  return raw as EmbeddingList;
 }

@@ -16,6 +16,7 @@ import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts'
 import { answerJson } from './chat-json.ts';
 import { type ChatLimits, checkLimits, upstreamRequest } from './chat-limits.ts';
 import { chunksOf, relayStream } from './chat-stream.ts';
+import { modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody, ChatCompletion as ChatCompletionSchema } from './schemas.ts';
 
@@ -57,7 +58,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
     const body: Body = request.body;
-    const route = modelFor(body, auth);
+    const route = modelFor(deps, body.model, auth, 'chat');
     const limits = await checkLimits(body, route);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
@@ -80,15 +81,6 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
       throw err;
     }
   });
-
-  function modelFor(body: Body, auth: AuthContext): ModelRoute {
-    const route = deps.models.resolve(body.model, auth.key.mode);
-    if (route) return route;
-    throw new ApiError('model_not_found', {
-      param: 'model',
-      message: `The model '${body.model}' does not exist or you do not have access to it.`,
-    });
-  }
 
   /** The request's worst case held against the balance (a 402 when it does not cover it). */
   async function holdWorstCase(requestId: string, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {

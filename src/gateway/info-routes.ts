@@ -21,6 +21,8 @@ const modelObject = (m: ModelConfig) => ({
   object: 'model' as const,
   created: MODELS_CREATED,
   owned_by: 'bizora',
+  kind: m.kind,
+  ...(m.kind === 'embedding' ? { dimensions: m.dimensions } : {}),
   context_window: m.context_window,
   max_output_tokens: m.max_output_tokens,
   pricing: {

@@ -43,6 +43,10 @@ export const ModelObject = Type.Object(
     object: Type.Literal('model'),
     created: Type.Integer(),
     owned_by: Type.String(),
+    kind: Type.Union([Type.Literal('chat'), Type.Literal('embedding')], {
+      description: 'chat: /v1/chat/completions; embedding: /v1/embeddings',
+    }),
+    dimensions: Type.Optional(Type.Integer({ description: "An embedding model's vector length (the most `dimensions` may ask for)" })),
     context_window: Type.Integer(),
     max_output_tokens: Type.Integer(),
     pricing: Type.Object({ input_per_million_cents: Cents, output_per_million_cents: Cents, request_cents: Cents }),
@@ -101,4 +105,44 @@ export const ChatCompletion = Type.Object(
     description:
       'With `stream: true` the answer is `text/event-stream`: `data: <chat.completion.chunk>` events, the last (with `stream_options.include_usage`) carrying usage and cost_cents, then `data: [DONE]`; a failure after the first event is a `data: {"error": …}` event.',
   },
+);
+
+const TokenArray = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 });
+/** OpenAI's limit on the inputs of one embeddings request. */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export const EmbeddingsBody = Type.Object(
+  {
+    model: Type.String({ minLength: 1 }),
+    input: Type.Union(
+      [
+        Type.String({ minLength: 1 }),
+        Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: MAX_EMBEDDING_INPUTS }),
+        TokenArray,
+        Type.Array(TokenArray, { minItems: 1, maxItems: MAX_EMBEDDING_INPUTS }),
+      ],
+      { description: 'A string, up to 2,048 strings, a token array, or up to 2,048 token arrays' },
+    ),
+    dimensions: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    encoding_format: Type.Optional(Nullable(Type.Union([Type.Literal('float'), Type.Literal('base64')]))),
+    user: Type.Optional(Nullable(Type.String())),
+  },
+  { additionalProperties: true },
+);
+
+/** Documents the answer; it is sent as the backend made it, with the model as named and the cost. */
+export const EmbeddingListSchema = Type.Object(
+  {
+    object: Type.Literal('list'),
+    data: Type.Array(
+      Type.Object({
+        object: Type.Literal('embedding'),
+        index: Type.Integer(),
+        embedding: Type.Union([Type.Array(Type.Number()), Type.String({ description: 'little-endian float32, base64' })]),
+      }),
+    ),
+    model: Type.String(),
+    usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer(), cost_cents: Cents }),
+  },
+  { title: 'EmbeddingList' },
 );

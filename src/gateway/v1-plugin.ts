@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { authenticate } from '../keys/verify.ts';
 import { registerChatCompletions } from './chat-completions.ts';
+import { registerEmbeddings } from './embeddings.ts';
 import { registerInfoRoutes } from './info-routes.ts';
 
 export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Promise<void> {
@@ -31,5 +32,6 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
   });
   registerChatCompletions(app, deps);
+  registerEmbeddings(app, deps);
   registerInfoRoutes(app, deps);
 }

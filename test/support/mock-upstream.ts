@@ -101,6 +101,23 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (req.url === '/v1/embeddings' && req.method === 'POST') {
+      // One 4-number vector per input (what the gateway passes on, it does not make), usage as given.
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { input: unknown; encoding_format?: string };
+      state.requests.push({ headers: req.headers, body: body as Record<string, unknown> });
+      const inputs = Array.isArray(body.input) && typeof body.input[0] !== 'number' ? body.input : [body.input];
+      const vector = [0.5, 0.5, 0.5, 0.5];
+      const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          object: 'list',
+          data: inputs.map((_, index) => ({ object: 'embedding', index, embedding })),
+          model: 'mock-embed',
+          usage: { prompt_tokens: state.promptTokens, total_tokens: state.promptTokens },
+        }),
+      );
+      return;
+    }
     if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
       res
         .writeHead(404, { 'content-type': 'application/json' })
