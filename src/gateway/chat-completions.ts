@@ -2,9 +2,9 @@
 // (JSON or a relayed stream), settle. The hold is placed before the backend sees the request;
 // whatever happens after (answer, backend failure, client gone, deadline, shutdown) the meter is
 // closed exactly once with what was actually produced.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import type { BackendResult, ChatRequest } from '../backends/backend.ts';
+import type { BackendResult, ChatCompletion, ChatRequest, Usage } from '../backends/backend.ts';
 import type { ModelRoute } from '../backends/model-registry.ts';
 import { Meter } from '../billing/metered-request.ts';
 import { REQUEST_GRACE_MS } from '../config.ts';
@@ -12,10 +12,11 @@ import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import type { AuthContext } from '../keys/verify.ts';
+import { completionIdFor } from '../usage/usage-store.ts';
 import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
 import { answerJson } from './chat-json.ts';
 import { type ChatLimits, checkLimits, upstreamRequest } from './chat-limits.ts';
-import { chunksOf, relayStream } from './chat-stream.ts';
+import { chatChunks, chunksOf, relayStream, type StreamEncoder } from './chat-stream.ts';
 import { modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody, ChatCompletion as ChatCompletionSchema } from './schemas.ts';
@@ -50,14 +51,27 @@ const CHAT_SCHEMA = {
   },
 };
 
-export function registerChatCompletions(app: FastifyInstance, deps: Deps): void {
+/**
+ * How an answer is presented: chat completions as they are, or another API made from them (the
+ * Responses API). The steps, the hold and the bill are the same for both.
+ */
+export type AnswerFormat = {
+  /** The JSON body to send for a backend's complete answer, billed at `usage`. */
+  json(answer: ChatCompletion, usage: Usage & { cost_cents: number }): unknown;
+  /** The events a streamed answer is sent as. */
+  stream(): StreamEncoder;
+};
+
+export type ChatPipeline = (request: FastifyRequest, reply: FastifyReply, body: ChatRequest, format: AnswerFormat) => Promise<FastifyReply>;
+
+/** The steps every chat request takes, whichever API it came in by. */
+export function chatPipeline(deps: Deps): ChatPipeline {
   const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
   const readerDeadlines = { stallMs: deps.config.clientTimeoutMs, lingerMs: Math.min(REQUEST_GRACE_MS, deps.config.clientTimeoutMs) };
 
-  typed(app).post('/chat/completions', { schema: CHAT_SCHEMA, ...passThrough }, async (request, reply) => {
+  return async function serve(request, reply, body, format) {
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
-    const body: Body = request.body;
     const route = modelFor(deps, body.model, auth, 'chat');
     const limits = await checkLimits(body, route);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
@@ -66,7 +80,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     // Whatever path this request takes, the meter is closed before the handler returns; a
     // failure no path foresaw closes it unbilled at once rather than leaving the hold to expire.
     try {
-      return await answer(body, route, limits, meter, lifetime, reply);
+      return await answer(body, route, limits, meter, lifetime, reply, format);
     } catch (err) {
       await meter
         .close({
@@ -80,7 +94,7 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         .catch(() => {});
       throw err;
     }
-  });
+  };
 
   /** The request's worst case held against the balance (a 402 when it does not cover it). */
   async function holdWorstCase(requestId: string, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {
@@ -98,7 +112,15 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
     return opened.meter;
   }
 
-  async function answer(body: Body, route: ModelRoute, limits: ChatLimits, meter: Meter, lifetime: RequestLifetime, reply: FastifyReply) {
+  async function answer(
+    body: ChatRequest,
+    route: ModelRoute,
+    limits: ChatLimits,
+    meter: Meter,
+    lifetime: RequestLifetime,
+    reply: FastifyReply,
+    format: AnswerFormat,
+  ) {
     const { request } = reply;
     const stream = body.stream === true;
     const base = { promptTokens: limits.promptTokens, completionTokens: 0 };
@@ -139,14 +161,35 @@ export function registerChatCompletions(app: FastifyInstance, deps: Deps): void 
         await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
         throw apiErr;
       }
-      return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput });
+      return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput }, format.json);
     }
     return relayStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
       ...base,
       ...readerDeadlines,
       maxOutput: limits.maxOutput,
       lifetime,
-      includeUsage: body.stream_options?.include_usage === true,
+      encoder: format.stream(),
     });
   }
+}
+
+export function registerChatCompletions(app: FastifyInstance, serve: ChatPipeline): void {
+  typed(app).post('/chat/completions', { schema: CHAT_SCHEMA, ...passThrough }, async (request, reply) => {
+    const body: Body = request.body;
+    return serve(request, reply, body, chatCompletions(request.id, body));
+  });
+}
+
+/** Chat completions as the backend made them, with our id, the model as named and the cost. */
+function chatCompletions(requestId: string, body: Body): AnswerFormat {
+  return {
+    json(answer, usage) {
+      // The answer is this request's own (parsed for it), so it is completed in place, not copied.
+      answer.id = completionIdFor(requestId);
+      answer.model = body.model;
+      answer.usage = usage;
+      return answer;
+    },
+    stream: () => chatChunks(requestId, body.model, body.stream_options?.include_usage === true),
+  };
 }

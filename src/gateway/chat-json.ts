@@ -1,10 +1,9 @@
 // A JSON chat answer: billed at the backend's usage (or our count of what it produced), then sent
-// with our id, the model as the client named it, and the cost.
+// as the API it came in by presents it (with our id, the model as the client named it, the cost).
 import type { FastifyReply } from 'fastify';
 import type { ChatCompletion, Usage } from '../backends/backend.ts';
 import type { Meter } from '../billing/metered-request.ts';
 import { countTextWithin } from '../lib/tokens.ts';
-import { completionIdFor } from '../usage/usage-store.ts';
 import { producedText, validUsage, withCost } from './chat-usage.ts';
 
 export async function answerJson(
@@ -12,6 +11,7 @@ export async function answerJson(
   meter: Meter,
   answer: ChatCompletion,
   base: { promptTokens: number; completionTokens: number; maxOutput: number },
+  present: (answer: ChatCompletion, usage: Usage & { cost_cents: number }) => unknown,
 ) {
   const usage: Usage = validUsage(answer.usage)
     ? answer.usage
@@ -29,9 +29,5 @@ export async function answerJson(
     bill: true,
     finishReason,
   });
-  // The answer is this request's own (parsed for it), so it is completed in place, not copied.
-  answer.id = completionIdFor(meter.ctx.requestId);
-  answer.model = meter.ctx.model.id;
-  answer.usage = withCost(usage, charged);
-  return reply.send(answer);
+  return reply.send(present(answer, withCost(usage, charged)));
 }

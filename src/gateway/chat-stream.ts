@@ -14,11 +14,50 @@ import { MAX_PRODUCED_CHARS, producedText, validUsage, withCost } from './chat-u
 import type { RequestLifetime } from './request-lifetime.ts';
 import { SSE_HEADERS, SseWriter } from './sse.ts';
 
+/**
+ * What a relayed stream sends: the chat completion chunks themselves (chatChunks), or another
+ * API's events made from them (the Responses API's). The relay keeps the deadlines and the bill.
+ */
+export interface StreamEncoder {
+  /** Sends what one backend chunk carries; the writer's backpressure promise, if it has one. */
+  chunk(sse: SseWriter, chunk: ChatChunk): Promise<void> | undefined;
+  /** Ends a stream that finished or was cut short by the backend's end, with its usage and cost. */
+  end(sse: SseWriter, usage: Usage & { cost_cents: number }, finishReason: string | null, created: number): Promise<void> | undefined;
+  /** Ends a stream that failed after it started. */
+  fail(sse: SseWriter, failure: ApiError): Promise<void> | undefined;
+}
+
+/** Chat completions: each chunk with our id and model, our usage chunk when asked for, then [DONE]. */
+export function chatChunks(requestId: string, modelId: string, includeUsage: boolean): StreamEncoder {
+  const completionId = completionIdFor(requestId);
+  return {
+    chunk(sse, chunk) {
+      // The backend's usage chunk is replaced by ours (with the cost) at the end.
+      if (chunk.choices.length === 0) return undefined;
+      // The chunk is this request's own (parsed or built for it), so it is sent as it is, not copied.
+      chunk.id = completionId;
+      chunk.model = modelId;
+      chunk.usage = undefined;
+      return sse.send(chunk);
+    },
+    end(sse, usage, _finishReason, created) {
+      if (includeUsage) sse.send({ id: completionId, object: 'chat.completion.chunk', created, model: modelId, choices: [], usage });
+      sse.done();
+      return undefined;
+    },
+    fail(sse, failure) {
+      const sent = sse.send(failure.toBody());
+      sse.end();
+      return sent;
+    },
+  };
+}
+
 export type StreamOptions = {
   promptTokens: number;
   maxOutput: number;
   lifetime: RequestLifetime;
-  includeUsage: boolean;
+  encoder: StreamEncoder;
   /** How long one wait for a slow reader may take (BIZORA_CLIENT_TIMEOUT_MS). */
   stallMs: number;
   /** How long a reader has to take the last bytes. */
@@ -55,8 +94,7 @@ export async function relayStream(
   reply.hijack();
   reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
   const sse = new SseWriter(reply.raw, { stallMs: opts.stallMs, signal: lifetime.signal, lingerMs: opts.lingerMs });
-  const { model } = meter.ctx;
-  const completionId = completionIdFor(request.id);
+  const { encoder } = opts;
   let produced = '';
   let overflow = false;
   let usage: Usage | undefined;
@@ -73,13 +111,8 @@ export async function relayStream(
         if (produced.length > MAX_PRODUCED_CHARS) overflow = true;
         if (c.finish_reason) finishReason = c.finish_reason;
       }
-      // The backend's usage chunk is replaced by ours (with the cost) at the end.
-      if (choices.length === 0) continue;
-      // The chunk is this request's own (parsed or built for it), so it is sent as it is, not copied.
-      chunk.id = completionId;
-      chunk.model = model.id;
-      chunk.usage = undefined;
-      const backpressure = sse.send(chunk);
+      chunk.choices = choices;
+      const backpressure = encoder.chunk(sse, chunk);
       if (backpressure) await backpressure;
       if (lifetime.reason) break;
     }
@@ -122,22 +155,8 @@ export async function relayStream(
     request.log.error({ err }, 'settling a stream failed; the hold will expire unbilled');
     failure ??= databaseUnavailable(err) ? new ApiError('service_unavailable') : new ApiError('internal_error');
   }
-  if (failure) {
-    await sse.send(failure.toBody());
-    sse.end();
-  } else if (!cancelled) {
-    if (opts.includeUsage) {
-      await sse.send({
-        id: completionId,
-        object: 'chat.completion.chunk',
-        created,
-        model: model.id,
-        choices: [],
-        usage: withCost(counted, charged),
-      });
-    }
-    sse.done();
-  }
+  if (failure) await encoder.fail(sse, failure);
+  else if (!cancelled) await encoder.end(sse, withCost(counted, charged), finishReason, created);
   request.log.debug({ status: lifetime.clientGone ? 499 : (failure?.status ?? 200), costMicros: charged }, 'stream settled');
   return reply;
 }

@@ -43,11 +43,11 @@ export class SseWriter {
    * its next send (so at most one event waits beyond the socket's high-water mark); otherwise
    * nothing, so that a stream the reader keeps up with costs no promise per event.
    */
-  send(data: unknown): Promise<void> | undefined {
+  send(data: unknown, event?: string): Promise<void> | undefined {
     if (!this.open) return undefined;
     // One res.write per upstream read, not one per event: the events of a read are queued here
     // and written on the next tick, as one chunk of the chunked body.
-    this.pending += `data: ${JSON.stringify(data)}\n\n`;
+    this.pending += event ? `event: ${event}\ndata: ${JSON.stringify(data)}\n\n` : `data: ${JSON.stringify(data)}\n\n`;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flush);
@@ -91,7 +91,7 @@ export class SseWriter {
     this.finish(`${this.takePending()}data: [DONE]\n\n`);
   }
 
-  /** The end of a failed stream (its error event queued by send). */
+  /** The end of a failed stream (its error event queued by send), or of one that has no [DONE]. */
   end(): void {
     this.finish(this.takePending());
   }

@@ -4,7 +4,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { authenticate } from '../keys/verify.ts';
-import { registerChatCompletions } from './chat-completions.ts';
+import { chatPipeline, registerChatCompletions } from './chat-completions.ts';
 import { registerEmbeddings } from './embeddings.ts';
 import { registerInfoRoutes } from './info-routes.ts';
 
@@ -31,7 +31,8 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
     request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
   });
-  registerChatCompletions(app, deps);
+  const serveChat = chatPipeline(deps);
+  registerChatCompletions(app, serveChat);
   registerEmbeddings(app, deps);
   registerInfoRoutes(app, deps);
 }
