@@ -15,7 +15,7 @@ import type { AuthContext } from '../keys/verify.ts';
 import { completionIdFor } from '../usage/usage-store.ts';
 import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
 import { answerJson } from './chat-json.ts';
-import { type ChatLimits, checkLimits, upstreamRequest } from './chat-limits.ts';
+import { type ChatLimits, checkLimits, type LimitParams, upstreamRequest } from './chat-limits.ts';
 import { chatChunks, chunksOf, relayStream, type StreamEncoder } from './chat-stream.ts';
 import { modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
@@ -60,6 +60,8 @@ export type AnswerFormat = {
   json(answer: ChatCompletion, usage: Usage & { cost_cents: number }): unknown;
   /** The events a streamed answer is sent as. */
   stream(): StreamEncoder;
+  /** The names of the output limit and the prompt in this API, for its errors. */
+  params?: LimitParams;
 };
 
 export type ChatPipeline = (request: FastifyRequest, reply: FastifyReply, body: ChatRequest, format: AnswerFormat) => Promise<FastifyReply>;
@@ -73,7 +75,7 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
     const route = modelFor(deps, body.model, auth, 'chat');
-    const limits = await checkLimits(body, route);
+    const limits = await checkLimits(body, route, format.params);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
     const meter = await holdWorstCase(request.id, auth, route, limits, body.stream === true);

@@ -12,8 +12,11 @@ import { countPromptTokensWithin } from '../lib/tokens.ts';
  */
 export type ChatLimits = { maxOutput: number; perChoice: number; promptTokens: number };
 
-export async function checkLimits(body: ChatRequest, route: ModelRoute): Promise<ChatLimits> {
-  const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+/** What the request's fields are called in the API it came in by (the Responses API's differ). */
+export type LimitParams = { output: string; prompt: string };
+
+export async function checkLimits(body: ChatRequest, route: ModelRoute, names?: LimitParams): Promise<ChatLimits> {
+  const param = names?.output ?? (body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens');
   const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
   const cap = route.model.max_output_tokens;
   if (requested !== null && requested > cap) {
@@ -26,9 +29,9 @@ export async function checkLimits(body: ChatRequest, route: ModelRoute): Promise
   const promptTokens = await countPromptTokensWithin(body, route.model.context_window);
   if (promptTokens > route.model.context_window) {
     throw new ApiError('invalid_request', {
-      param: 'messages',
+      param: names?.prompt ?? 'messages',
       publicCode: 'context_length_exceeded',
-      message: `The messages have more than ${route.model.context_window} tokens, which is all the model ${route.model.id} accepts.`,
+      message: `The ${names?.prompt ?? 'messages'} ha${names ? 's' : 've'} more than ${route.model.context_window} tokens, which is all the model ${route.model.id} accepts.`,
     });
   }
   const perChoice = requested ?? cap;

@@ -146,3 +146,57 @@ export const EmbeddingListSchema = Type.Object(
   },
   { title: 'EmbeddingList' },
 );
+
+export const ResponsesBody = Type.Object(
+  {
+    model: Type.String({ minLength: 1 }),
+    input: Type.Union([Type.String(), Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1 })], {
+      description: 'A string, or input items: messages (input_text / input_image parts), function_call and function_call_output items',
+    }),
+    instructions: Type.Optional(Nullable(Type.String())),
+    tools: Type.Optional(Nullable(Type.Array(Type.Object({ type: Type.String() }, { additionalProperties: true })))),
+    tool_choice: Type.Optional(Nullable(Type.Union([Type.String(), Type.Object({ type: Type.String() }, { additionalProperties: true })]))),
+    text: Type.Optional(
+      Nullable(
+        Type.Object(
+          { format: Type.Optional(Type.Object({ type: Type.String() }, { additionalProperties: true })) },
+          { additionalProperties: true },
+        ),
+      ),
+    ),
+    max_output_tokens: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    temperature: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 2 }))),
+    top_p: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
+    parallel_tool_calls: Type.Optional(Nullable(Type.Boolean())),
+    metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.String()))),
+    stream: Type.Optional(Nullable(Type.Boolean())),
+    store: Type.Optional(Nullable(Type.Boolean({ description: 'Responses are not stored: true is a 400' }))),
+    previous_response_id: Type.Optional(Nullable(Type.String({ description: 'Not supported (responses are not stored): a 400' }))),
+    user: Type.Optional(Nullable(Type.String())),
+  },
+  { additionalProperties: true },
+);
+
+/** Documents the answer (sent as made, not re-serialised). */
+export const ResponseSchema = Type.Object(
+  {
+    id: Type.String(),
+    object: Type.Literal('response'),
+    created_at: Type.Integer(),
+    status: Type.String({ description: 'completed, incomplete (max_output_tokens) or failed' }),
+    model: Type.String(),
+    output: Type.Array(Type.Object({ type: Type.String(), id: Type.String() }, { additionalProperties: true })),
+    usage: Nullable(
+      Type.Object(
+        { input_tokens: Type.Integer(), output_tokens: Type.Integer(), total_tokens: Type.Integer(), cost_cents: Cents },
+        { additionalProperties: true },
+      ),
+    ),
+  },
+  {
+    title: 'Response',
+    additionalProperties: true,
+    description:
+      'With `stream: true` the answer is `text/event-stream` of named events: response.created, response.in_progress, response.output_item.added, response.content_part.added, response.output_text.delta …, response.function_call_arguments.delta …, their .done events, then response.completed (or response.incomplete) carrying usage and cost_cents; a failure after the first event is an `error` event and response.failed.',
+  },
+);

@@ -7,6 +7,7 @@ import { authenticate } from '../keys/verify.ts';
 import { chatPipeline, registerChatCompletions } from './chat-completions.ts';
 import { registerEmbeddings } from './embeddings.ts';
 import { registerInfoRoutes } from './info-routes.ts';
+import { registerResponses } from './responses.ts';
 
 export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Promise<void> {
   const { deps } = opts;
@@ -33,6 +34,7 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
   });
   const serveChat = chatPipeline(deps);
   registerChatCompletions(app, serveChat);
+  registerResponses(app, serveChat);
   registerEmbeddings(app, deps);
   registerInfoRoutes(app, deps);
 }

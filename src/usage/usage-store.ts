@@ -87,9 +87,10 @@ export function recentUsage(db: Db, f: UsageFilter, limit: number): Promise<Usag
 // Completion ids are derived from request ids (`req_X` answers as `chatcmpl-X`), so either one
 // finds the record through the primary key.
 export const completionIdFor = (requestId: string): string => `chatcmpl-${requestId.slice('req_'.length)}`;
-const requestIdOf = (id: string): string => (id.startsWith('chatcmpl-') ? `req_${id.slice('chatcmpl-'.length)}` : id);
+const requestIdOf = (id: string): string =>
+  id.startsWith('chatcmpl-') ? `req_${id.slice('chatcmpl-'.length)}` : id.startsWith('resp_') ? `req_${id.slice('resp_'.length)}` : id;
 
-/** One record of this account, by request id (`req_…`) or completion id (`chatcmpl-…`). */
+/** One record of this account, by request id (`req_…`), completion id (`chatcmpl-…`) or response id (`resp_…`). */
 export function findUsage(db: Db, accountId: string, id: string): Promise<UsageRecord | undefined> {
   return db
     .selectFrom('usage_records')
