@@ -173,6 +173,9 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     assert.equal(await page.getByTestId('base-url').innerText(), `${h.url}/v1`);
     await page.getByText('BIZORA_API_KEY=sk_live_YOUR_API_KEY').waitFor();
     await page.getByText('Python (OpenAI SDK)').waitFor();
+    // A Responses API example beside the chat one.
+    await page.getByText('Python, the Responses API').waitFor();
+    await page.getByText('client.responses.create(').waitFor();
     await context.close();
   });
 

@@ -32,6 +32,19 @@ const response = await client.chat.completions.create({
   messages: [{ role: 'user', content: 'Hello!' }],
 });
 console.log(response.choices[0].message.content);`;
+  const responsesApi = `from openai import OpenAI
+import os
+
+client = OpenAI(api_key=os.environ["BIZORA_API_KEY"], base_url="${base}")
+
+response = client.responses.create(
+    model="bizora",
+    instructions="Be brief.",
+    input="Hello!",
+)
+print(response.output_text)`;
+  const embeddings = `embedding = client.embeddings.create(model="bizora-embed", input="Hello!")
+print(len(embedding.data[0].embedding))`;
   return (
     <section className="getting-started">
       <h1>Getting started</h1>
@@ -50,6 +63,8 @@ console.log(response.choices[0].message.content);`;
       <CopyBlock label="Python (OpenAI SDK)" code={python} />
       <CopyBlock label="cURL" code={curl} />
       <CopyBlock label="JavaScript" code={js} />
+      <CopyBlock label="Python, the Responses API" code={responsesApi} />
+      <CopyBlock label="Python, embeddings" code={embeddings} />
       <div className="card tips">
         <h2>Keep your API key secret</h2>
         <ul>
