@@ -17,7 +17,7 @@ import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts'
 import { answerJson } from './chat-json.ts';
 import { type ChatLimits, checkLimits, type LimitParams, upstreamRequest } from './chat-limits.ts';
 import { chatChunks, chunksOf, relayStream, type StreamEncoder } from './chat-stream.ts';
-import { modelFor } from './model-route.ts';
+import { MODEL_CALL_ERRORS, modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody, ChatCompletion as ChatCompletionSchema } from './schemas.ts';
 
@@ -32,22 +32,7 @@ const CHAT_SCHEMA = {
   body: ChatBody,
   response: {
     200: ChatCompletionSchema,
-    ...errorResponses(
-      'invalid_json',
-      'invalid_request',
-      'json_too_deep',
-      'invalid_text',
-      'missing_api_key',
-      'invalid_api_key',
-      'conflicting_api_keys',
-      'insufficient_balance',
-      'permission_denied',
-      'model_not_found',
-      'unsupported_media_type',
-      'rate_limited',
-      'upstream_error',
-      'upstream_timeout',
-    ),
+    ...errorResponses(...MODEL_CALL_ERRORS),
   },
 };
 

@@ -12,7 +12,7 @@ import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import { countTextWithin } from '../lib/tokens.ts';
 import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
 import { withCost } from './chat-usage.ts';
-import { modelFor } from './model-route.ts';
+import { MODEL_CALL_ERRORS, modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { EmbeddingListSchema, EmbeddingsBody } from './schemas.ts';
 
@@ -28,21 +28,8 @@ const SCHEMA = {
   body: EmbeddingsBody,
   response: {
     200: EmbeddingListSchema,
-    ...errorResponses(
-      'invalid_json',
-      'invalid_request',
-      'json_too_deep',
-      'invalid_text',
-      'missing_api_key',
-      'invalid_api_key',
-      'conflicting_api_keys',
-      'insufficient_balance',
-      'model_not_found',
-      'unsupported_media_type',
-      'rate_limited',
-      'upstream_error',
-      'upstream_timeout',
-    ),
+    // Keys have no model scope yet (issue 13), so no 403 here.
+    ...errorResponses(...MODEL_CALL_ERRORS.filter((c) => c !== 'permission_denied')),
   },
 };
 

@@ -3,7 +3,7 @@
 // kind (an embedding model asked for a chat completion, or the other way round).
 import type { ModelRoute } from '../backends/model-registry.ts';
 import type { Deps } from '../deps.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, type ErrorCode } from '../errors.ts';
 import type { AuthContext } from '../keys/verify.ts';
 
 const WHAT: Record<'chat' | 'embedding', string> = { chat: 'chat completions', embedding: 'embeddings' };
@@ -25,3 +25,21 @@ export function modelFor(deps: Deps, modelId: string, auth: AuthContext, kind: '
   }
   return route;
 }
+
+/** What a route that calls a model can answer besides its 200 (for the OpenAPI document). */
+export const MODEL_CALL_ERRORS = [
+  'invalid_json',
+  'invalid_request',
+  'json_too_deep',
+  'invalid_text',
+  'missing_api_key',
+  'invalid_api_key',
+  'conflicting_api_keys',
+  'insufficient_balance',
+  'permission_denied',
+  'model_not_found',
+  'unsupported_media_type',
+  'rate_limited',
+  'upstream_error',
+  'upstream_timeout',
+] as const satisfies readonly ErrorCode[];

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import type { AnswerFormat, ChatPipeline } from './chat-completions.ts';
+import { MODEL_CALL_ERRORS } from './model-route.ts';
 import { responsesEvents } from './responses-stream.ts';
 import {
   outputOf,
@@ -27,22 +28,7 @@ const SCHEMA = {
   body: ResponsesBody,
   response: {
     200: ResponseSchema,
-    ...errorResponses(
-      'invalid_json',
-      'invalid_request',
-      'json_too_deep',
-      'invalid_text',
-      'missing_api_key',
-      'invalid_api_key',
-      'conflicting_api_keys',
-      'insufficient_balance',
-      'permission_denied',
-      'model_not_found',
-      'unsupported_media_type',
-      'rate_limited',
-      'upstream_error',
-      'upstream_timeout',
-    ),
+    ...errorResponses(...MODEL_CALL_ERRORS),
   },
 };
 
