@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { MAGIC } from '../src/backends/simulator.ts';
 import { costMicros } from '../src/billing/pricing.ts';
 import { assertBooksBalance, type Harness, startHarness, testModel } from './support/harness.ts';
-import { type MockUpstream, startMockUpstream, WORDS } from './support/mock-upstream.ts';
+import { type MockUpstream, startMockUpstream, TOOL_ARGUMENTS, WORDS } from './support/mock-upstream.ts';
 
 const weather: OpenAI.Responses.FunctionTool = {
   type: 'function',
@@ -217,8 +217,12 @@ describe('the Responses API over an upstream that speaks chat completions only',
     assert.deepEqual([sent.model, sent.max_completion_tokens, sent.response_format], ['mock-model-1', 50, { type: 'json_object' }]);
     assert.deepEqual(sent.tool_choice, { type: 'function', function: { name: 'get_weather' } });
     assert.equal((sent.tools as Array<{ function: { name: string } }>)[0]?.function.name, 'get_weather');
-    assert.equal(r.output_text, WORDS.join(''));
-    assert.deepEqual([r.usage?.input_tokens, r.usage?.output_tokens], [mock.promptTokens, WORDS.length]);
+    // The upstream called the tool offered: the call comes back as a function_call item.
+    assert.deepEqual(
+      r.output.map((o) => (o.type === 'function_call' ? [o.type, o.name, o.arguments, o.call_id] : [o.type])),
+      [['function_call', 'get_weather', TOOL_ARGUMENTS, 'call_mock1']],
+    );
+    assert.deepEqual([r.usage?.input_tokens, r.usage?.output_tokens], [mock.promptTokens, 5]);
 
     let text = '';
     let completed: OpenAI.Responses.Response | undefined;

@@ -21,6 +21,8 @@
 //   mock:non-object       the stream event `data: 42`
 //   mock:error-event      the stream event `data: {"error": …}`, then the end of the body
 //   mock:huge-event       one stream event of 2 MiB
+// Offered tools, and the last message not a tool result, it calls the first tool with
+// TOOL_ARGUMENTS (as OpenAI does: finish_reason tool_calls; streamed in pieces of 8 characters).
 // It records every request (headers, body) and how many connections were closed on it early.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +37,8 @@ export type MockUpstream = {
 };
 
 export const WORDS = ['Hello', ' from', ' the', ' mock', ' upstream', ' model', '.'];
+/** The arguments of the mock's tool calls. */
+export const TOOL_ARGUMENTS = '{"city":"Paris"}';
 /** How many words a stream sends before a mid-answer fault. */
 export const WORDS_BEFORE_FAULT = 3;
 
@@ -195,6 +199,14 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
     if (has('stall') && !has('stall-mid')) return; // never answer
     const fault = STREAM_FAULTS.find((f) => has(f));
     const faultAt = has('first') ? 0 : WORDS_BEFORE_FAULT;
+    const tools = body.tools as Array<{ function: { name: string } }> | undefined;
+    if (tools?.length && messages.at(-1)?.role !== 'tool') {
+      toolCall(res, body, tools[0]?.function.name ?? '', {
+        ...base,
+        usage: { prompt_tokens: state.promptTokens, completion_tokens: 5, total_tokens: state.promptTokens + 5 },
+      });
+      return;
+    }
 
     if (!body.stream || has('json-stream')) {
       if (has('sse-json')) {
@@ -273,4 +285,43 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
       server.close(() => r());
     });
   return state;
+}
+
+/** A call of `name` with TOOL_ARGUMENTS, as JSON or as a stream whose arguments come in pieces. */
+function toolCall(
+  res: ServerResponse,
+  body: Record<string, unknown>,
+  name: string,
+  base: { id: string; created: number; model: string; usage: unknown },
+): void {
+  const call = { id: 'call_mock1', type: 'function', function: { name, arguments: TOOL_ARGUMENTS } };
+  if (!body.stream) {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call] }, finish_reason: 'tool_calls' }],
+      }),
+    );
+    return;
+  }
+  const { usage, ...head } = base;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const send = (choices: unknown[], extra: object = {}) =>
+    res.write(`data: ${JSON.stringify({ ...head, object: 'chat.completion.chunk', choices, ...extra })}\n\n`);
+  send([
+    {
+      index: 0,
+      delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, ...call, function: { name, arguments: '' } }] },
+      finish_reason: null,
+    },
+  ]);
+  for (let i = 0; i < TOOL_ARGUMENTS.length; i += 8) {
+    send([
+      { index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: TOOL_ARGUMENTS.slice(i, i + 8) } }] }, finish_reason: null },
+    ]);
+  }
+  send([{ index: 0, delta: {}, finish_reason: 'tool_calls' }]);
+  send([], { usage });
+  res.end('data: [DONE]\n\n');
 }
