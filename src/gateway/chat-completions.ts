@@ -4,7 +4,7 @@
 // closed exactly once with what was actually produced.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import type { BackendResult, ChatCompletion, ChatRequest, Usage } from '../backends/backend.ts';
+import type { ChatChunk, ChatCompletion, ChatRequest, Usage } from '../backends/backend.ts';
 import type { ModelRoute } from '../backends/model-registry.ts';
 import { Meter } from '../billing/metered-request.ts';
 import { REQUEST_GRACE_MS } from '../config.ts';
@@ -14,9 +14,9 @@ import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { completionIdFor } from '../usage/usage-store.ts';
 import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
-import { answerJson } from './chat-json.ts';
+import { type AnswerReading, answerJson, readCompletion } from './chat-json.ts';
 import { type ChatLimits, checkLimits, type LimitParams, upstreamRequest } from './chat-limits.ts';
-import { chatChunks, chunksOf, relayStream, type StreamEncoder } from './chat-stream.ts';
+import { chatChunks, chunksOf, readChunk, relayStream, type StreamEncoder, type StreamTally } from './chat-stream.ts';
 import { MODEL_CALL_ERRORS, modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
 import { ChatBody, ChatCompletion as ChatCompletionSchema } from './schemas.ts';
@@ -37,8 +37,8 @@ const CHAT_SCHEMA = {
 };
 
 /**
- * How an answer is presented: chat completions as they are, or another API made from them (the
- * Responses API). The steps, the hold and the bill are the same for both.
+ * How a chat answer is presented: chat completions as they are, or another API made from them
+ * (the Responses API). The steps, the hold and the bill are the same for both.
  */
 export type AnswerFormat = {
   /** The JSON body to send for a backend's complete answer, billed at `usage`. */
@@ -49,25 +49,75 @@ export type AnswerFormat = {
   params?: LimitParams;
 };
 
-export type ChatPipeline = (request: FastifyRequest, reply: FastifyReply, body: ChatRequest, format: AnswerFormat) => Promise<FastifyReply>;
+/** A backend's answer: complete, or a stream of items. */
+export type Answer<J, S> = { kind: 'json'; body: J } | { kind: 'stream'; items: AsyncIterable<S> };
 
-/** The steps every chat request takes, whichever API it came in by. */
+/**
+ * One request's exchange with its backend: what the backend is asked, how its answer is read for
+ * the bill, and how it is presented. Chat completions, and the Responses API made into them, ask
+ * the backend's chat (overChat); a Responses-capable upstream is asked in its own API.
+ */
+export type Exchange<J, S> = {
+  /** The request as chat completions: its limits and its hold are decided on it. */
+  chat: ChatRequest;
+  stream: boolean;
+  call(backend: { signal: AbortSignal; perChoice: number; promptTokens: number }): Promise<Answer<J, S>>;
+  /** What a complete answer tells the bill, and the body sent for it. */
+  read(answer: J): AnswerReading;
+  json(answer: J, usage: Usage & { cost_cents: number }): unknown;
+  /** What a streamed item tells the bill, and the events the stream is sent as. */
+  readItem(item: S, tally: StreamTally): void;
+  encoder(): StreamEncoder<S>;
+  params?: LimitParams;
+};
+
+export type ChatPipeline = <J, S>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  modelId: string,
+  exchangeFor: (route: ModelRoute) => Exchange<J, S>,
+) => Promise<FastifyReply>;
+
+/** A chat request asked of the backend's chat, its answer presented in `format`. */
+export function overChat(route: ModelRoute, body: ChatRequest, format: AnswerFormat): Exchange<ChatCompletion, ChatChunk> {
+  const stream = body.stream === true;
+  return {
+    chat: body,
+    stream,
+    async call({ signal, perChoice, promptTokens }) {
+      const result = await route.backend.chat({ request: upstreamRequest(body, route, perChoice, stream), stream, signal, promptTokens });
+      if (stream) return { kind: 'stream', items: result.kind === 'stream' ? result.chunks : chunksOf(result.body) };
+      if (result.kind !== 'json') {
+        throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
+      }
+      return result;
+    },
+    read: readCompletion,
+    json: format.json,
+    readItem: readChunk,
+    encoder: format.stream,
+    ...(format.params ? { params: format.params } : {}),
+  };
+}
+
+/** The steps every model request takes, whichever API it came in by. */
 export function chatPipeline(deps: Deps): ChatPipeline {
   const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
   const readerDeadlines = { stallMs: deps.config.clientTimeoutMs, lingerMs: Math.min(REQUEST_GRACE_MS, deps.config.clientTimeoutMs) };
 
-  return async function serve(request, reply, body, format) {
+  return async function serve(request, reply, modelId, exchangeFor) {
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
-    const route = modelFor(deps, body.model, auth, 'chat');
-    const limits = await checkLimits(body, route, format.params);
+    const route = modelFor(deps, modelId, auth, 'chat');
+    const exchange = exchangeFor(route);
+    const limits = await checkLimits(exchange.chat, route, exchange.params);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
-    const meter = await holdWorstCase(request.id, auth, route, limits, body.stream === true);
+    const meter = await holdWorstCase(request.id, auth, route, limits, exchange.stream);
     // Whatever path this request takes, the meter is closed before the handler returns; a
     // failure no path foresaw closes it unbilled at once rather than leaving the hold to expire.
     try {
-      return await answer(body, route, limits, meter, lifetime, reply, format);
+      return await answer(exchange, limits, meter, lifetime, reply);
     } catch (err) {
       await meter
         .close({
@@ -99,17 +149,8 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     return opened.meter;
   }
 
-  async function answer(
-    body: ChatRequest,
-    route: ModelRoute,
-    limits: ChatLimits,
-    meter: Meter,
-    lifetime: RequestLifetime,
-    reply: FastifyReply,
-    format: AnswerFormat,
-  ) {
+  async function answer<J, S>(exchange: Exchange<J, S>, limits: ChatLimits, meter: Meter, lifetime: RequestLifetime, reply: FastifyReply) {
     const { request } = reply;
-    const stream = body.stream === true;
     const base = { promptTokens: limits.promptTokens, completionTokens: 0 };
     if (lifetime.reason) {
       // Ended while the hold was placed: nothing reached the backend, nothing is billed.
@@ -119,14 +160,9 @@ export function chatPipeline(deps: Deps): ChatPipeline {
       return reply;
     }
 
-    let result: BackendResult;
+    let result: Answer<J, S>;
     try {
-      result = await route.backend.chat({
-        request: upstreamRequest(body, route, limits.perChoice, stream),
-        stream,
-        signal: lifetime.signal,
-        promptTokens: limits.promptTokens,
-      });
+      result = await exchange.call({ signal: lifetime.signal, perChoice: limits.perChoice, promptTokens: limits.promptTokens });
     } catch (err) {
       if (lifetime.clientGone || lifetime.reason === 'shutdown') {
         // The prompt was sent to the backend: a request cancelled (by its client, or by a
@@ -142,20 +178,14 @@ export function chatPipeline(deps: Deps): ChatPipeline {
       throw apiErr;
     }
 
-    if (!stream) {
-      if (result.kind !== 'json') {
-        const apiErr = new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
-        await meter.close({ ...base, status: 'failed', httpStatus: apiErr.status, bill: false, errorCode: apiErr.code });
-        throw apiErr;
-      }
-      return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput }, format.json);
-    }
-    return relayStream(request, reply, meter, result.kind === 'stream' ? result.chunks : chunksOf(result.body), {
+    if (result.kind === 'json') return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput }, exchange);
+    return relayStream(request, reply, meter, result.items, {
       ...base,
       ...readerDeadlines,
       maxOutput: limits.maxOutput,
       lifetime,
-      encoder: format.stream(),
+      read: exchange.readItem,
+      encoder: exchange.encoder(),
     });
   }
 }
@@ -163,7 +193,7 @@ export function chatPipeline(deps: Deps): ChatPipeline {
 export function registerChatCompletions(app: FastifyInstance, serve: ChatPipeline): void {
   typed(app).post('/chat/completions', { schema: CHAT_SCHEMA, ...passThrough }, async (request, reply) => {
     const body: Body = request.body;
-    return serve(request, reply, body, chatCompletions(request.id, body));
+    return serve(request, reply, body.model, (route) => overChat(route, body, chatCompletions(request.id, body)));
   });
 }
 

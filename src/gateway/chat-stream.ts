@@ -15,16 +15,48 @@ import type { RequestLifetime } from './request-lifetime.ts';
 import { SSE_HEADERS, SseWriter } from './sse.ts';
 
 /**
- * What a relayed stream sends: the chat completion chunks themselves (chatChunks), or another
- * API's events made from them (the Responses API's). The relay keeps the deadlines and the bill.
+ * What a relayed stream sends: the chat completion chunks themselves (chatChunks), another API's
+ * events made from them (the Responses API's), or an upstream's own events passed on (a
+ * Responses-capable upstream's). The relay keeps the deadlines and the bill.
  */
-export interface StreamEncoder {
-  /** Sends what one backend chunk carries; the writer's backpressure promise, if it has one. */
-  chunk(sse: SseWriter, chunk: ChatChunk): Promise<void> | undefined;
+export interface StreamEncoder<T = ChatChunk> {
+  /** Sends what one backend item carries; the writer's backpressure promise, if it has one. */
+  chunk(sse: SseWriter, item: T): Promise<void> | undefined;
   /** Ends a stream that finished or was cut short by the backend's end, with its usage and cost. */
   end(sse: SseWriter, usage: Usage & { cost_cents: number }, finishReason: string | null, created: number): Promise<void> | undefined;
   /** Ends a stream that failed after it started. */
   fail(sse: SseWriter, failure: ApiError): Promise<void> | undefined;
+}
+
+/**
+ * What the relay learns from the items a backend streams, to bill the stream: the backend's
+ * usage, how it finished, and the text produced (kept to count it when no usage comes; past
+ * MAX_PRODUCED_CHARS it is far beyond any output cap, so it is billed at the cap and no more is kept).
+ */
+export class StreamTally {
+  usage: Usage | undefined;
+  finishReason: string | null = null;
+  created = Math.floor(Date.now() / 1000);
+  produced = '';
+  overflow = false;
+
+  add(text: string): void {
+    if (this.overflow || !text) return;
+    this.produced += text;
+    if (this.produced.length > MAX_PRODUCED_CHARS) this.overflow = true;
+  }
+}
+
+/** Reads a chat chunk for the bill (and makes its choices a list, whatever the backend sent). */
+export function readChunk(chunk: ChatChunk, tally: StreamTally): void {
+  if (validUsage(chunk.usage)) tally.usage = chunk.usage;
+  tally.created = chunk.created ?? tally.created;
+  const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+  for (const c of choices) {
+    tally.add(producedText(c.delta));
+    if (c.finish_reason) tally.finishReason = c.finish_reason;
+  }
+  chunk.choices = choices;
 }
 
 /** Chat completions: each chunk with our id and model, our usage chunk when asked for, then [DONE]. */
@@ -53,11 +85,13 @@ export function chatChunks(requestId: string, modelId: string, includeUsage: boo
   };
 }
 
-export type StreamOptions = {
+export type StreamOptions<T> = {
   promptTokens: number;
   maxOutput: number;
   lifetime: RequestLifetime;
-  encoder: StreamEncoder;
+  /** Reads one item for the bill. */
+  read: (item: T, tally: StreamTally) => void;
+  encoder: StreamEncoder<T>;
   /** How long one wait for a slow reader may take (BIZORA_CLIENT_TIMEOUT_MS). */
   stallMs: number;
   /** How long a reader has to take the last bytes. */
@@ -83,36 +117,23 @@ export async function* chunksOf(body: ChatCompletion): AsyncGenerator<ChatChunk>
   };
 }
 
-export async function relayStream(
+export async function relayStream<T>(
   request: FastifyRequest,
   reply: FastifyReply,
   meter: Meter,
-  chunks: AsyncIterable<ChatChunk>,
-  opts: StreamOptions,
+  items: AsyncIterable<T>,
+  opts: StreamOptions<T>,
 ) {
-  const { lifetime } = opts;
+  const { lifetime, encoder } = opts;
   reply.hijack();
   reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
   const sse = new SseWriter(reply.raw, { stallMs: opts.stallMs, signal: lifetime.signal, lingerMs: opts.lingerMs });
-  const { encoder } = opts;
-  let produced = '';
-  let overflow = false;
-  let usage: Usage | undefined;
-  let finishReason: string | null = null;
-  let created = Math.floor(Date.now() / 1000);
+  const tally = new StreamTally();
   let failure: ApiError | undefined;
   try {
-    for await (const chunk of chunks) {
-      if (validUsage(chunk.usage)) usage = chunk.usage;
-      created = chunk.created ?? created;
-      const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
-      for (const c of choices) {
-        if (!overflow) produced += producedText(c.delta);
-        if (produced.length > MAX_PRODUCED_CHARS) overflow = true;
-        if (c.finish_reason) finishReason = c.finish_reason;
-      }
-      chunk.choices = choices;
-      const backpressure = encoder.chunk(sse, chunk);
+    for await (const item of items) {
+      opts.read(item, tally);
+      const backpressure = encoder.chunk(sse, item);
       if (backpressure) await backpressure;
       if (lifetime.reason) break;
     }
@@ -122,6 +143,7 @@ export async function relayStream(
       if (!(err instanceof ApiError) && !lifetime.reason) request.log.warn({ err }, 'backend stream failed');
     }
   }
+  const { usage, finishReason, created } = tally;
   // Ended while a chunk was being written (the loop left before the backend noticed).
   if (!failure && lifetime.reason && lifetime.reason !== 'client_gone') failure = asApiError(undefined, lifetime);
   // Cancelled: the client left (or stopped reading), or a shutdown ended the request.
@@ -135,7 +157,7 @@ export async function relayStream(
       ? usage
       : {
           prompt_tokens: usage?.prompt_tokens ?? opts.promptTokens,
-          completion_tokens: overflow ? opts.maxOutput : await countTextWithin(produced, opts.maxOutput),
+          completion_tokens: tally.overflow ? opts.maxOutput : await countTextWithin(tally.produced, opts.maxOutput),
           total_tokens: 0,
         };
   let charged = 0;
@@ -146,7 +168,7 @@ export async function relayStream(
       promptTokens: counted.prompt_tokens,
       completionTokens: counted.completion_tokens,
       // A backend that failed before producing anything is not billed.
-      bill: complete || cancelled || produced.length > 0,
+      bill: complete || cancelled || tally.produced.length > 0,
       finishReason,
       errorCode: failure?.code ?? null,
     };

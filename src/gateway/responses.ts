@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
-import type { AnswerFormat, ChatPipeline } from './chat-completions.ts';
+import { type AnswerFormat, type ChatPipeline, overChat } from './chat-completions.ts';
 import { MODEL_CALL_ERRORS } from './model-route.ts';
 import { responsesEvents } from './responses-stream.ts';
 import {
@@ -35,7 +35,7 @@ const SCHEMA = {
 export function registerResponses(app: FastifyInstance, serve: ChatPipeline): void {
   typed(app).post('/responses', { schema: SCHEMA, ...passThrough }, async (request, reply) => {
     const body: Static<typeof ResponsesBody> & ResponsesRequest = request.body;
-    return serve(request, reply, toChatRequest(body), responses(request.id, body));
+    return serve(request, reply, body.model, (route) => overChat(route, toChatRequest(body), responses(request.id, body)));
   });
 }
 
