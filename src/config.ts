@@ -75,6 +75,11 @@ const ModelSchema = z.object({
    * which its reasoning models require, or max_tokens for upstreams that know only that.
    */
   max_tokens_field: z.enum(['max_completion_tokens', 'max_tokens']).default('max_completion_tokens'),
+  /**
+   * The upstream serves the Responses API itself (OpenAI does): /v1/responses is passed on to it
+   * as the client sent it (its built-in tools and reasoning work), not made into chat completions.
+   */
+  responses_api: z.boolean().default(false),
   /** An embedding model's vector length (and the most a request's `dimensions` may ask for). */
   dimensions: positiveInt.default(1536),
   price: PriceSchema,
@@ -161,6 +166,11 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
       if (m.backend === 'openai-compatible' && !m.upstream_url && !env.BIZORA_UPSTREAM_URL) {
         problems.push(`BIZORA_MODELS_FILE: model ${m.id} uses openai-compatible but has no upstream_url`);
       }
+      if (m.responses_api && (m.backend !== 'openai-compatible' || m.kind !== 'chat')) {
+        problems.push(
+          `BIZORA_MODELS_FILE: model ${m.id} has responses_api, which only a chat model with an openai-compatible upstream can have`,
+        );
+      }
     }
     if (problems.length) throw new ConfigError(problems);
     // Models without their own upstream settings inherit the BIZORA_UPSTREAM_* ones.
@@ -183,6 +193,7 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
       max_output_tokens: 4096,
       context_window: 128_000,
       max_tokens_field: 'max_completion_tokens',
+      responses_api: false,
       dimensions: 1536,
       kind: 'chat',
       price: DEFAULT_PRICE,
@@ -195,6 +206,7 @@ function modelsFromEnv(env: z.infer<typeof EnvSchema>): ModelConfig[] {
       max_output_tokens: 1,
       context_window: 8192,
       max_tokens_field: 'max_completion_tokens',
+      responses_api: false,
       dimensions: 1536,
       price: { input_per_million_micros: 20_000, output_per_million_micros: 0, request_micros: 0 },
     },

@@ -4,12 +4,16 @@
 // against the simulator and against an upstream that speaks chat completions only. HTTP only:
 // SQLite.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { zodTextFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import { MAGIC } from '../src/backends/simulator.ts';
 import { costMicros } from '../src/billing/pricing.ts';
+import { loadConfig } from '../src/config.ts';
 import { assertBooksBalance, type Harness, startHarness, testModel } from './support/harness.ts';
 import { type MockUpstream, startMockUpstream, TOOL_ARGUMENTS, WORDS } from './support/mock-upstream.ts';
 
@@ -233,5 +237,146 @@ describe('the Responses API over an upstream that speaks chat completions only',
     assert.equal(mock.requests.at(-1)?.body.stream, true);
     assert.equal(text, WORDS.join(''));
     assert.equal(completed?.usage?.output_tokens, WORDS.length);
+  });
+});
+
+describe('the Responses API passed through to an upstream that serves it (responses_api)', () => {
+  let h: Harness;
+  let mock: MockUpstream;
+  let client: OpenAI;
+  let key: string;
+  let accountId: string;
+  const model = testModel({ backend: 'openai-compatible', upstream_model: 'mock-model-1', responses_api: true });
+  before(async () => {
+    mock = await startMockUpstream();
+    h = await startHarness('sqlite', { models: [{ ...model, upstream_url: mock.url }] });
+    accountId = (await h.newAccount({ cents: 1_000 })).id;
+    ({ key } = await h.newKey(accountId));
+    client = new OpenAI({ apiKey: key, baseURL: h.baseURL, maxRetries: 0 });
+  });
+  after(async () => {
+    await h.close();
+    await mock.close();
+  });
+  afterEach(() => assertBooksBalance(h));
+
+  const generation = async (id: string) =>
+    (await (await fetch(`${h.baseURL}/generation?id=${id}`, { headers: { authorization: `Bearer ${key}` } })).json()) as Generation;
+  const sent = () => mock.requests.at(-1)?.body as Record<string, unknown>;
+  const upstreamCost = (output: number) => costMicros(model.price, mock.promptTokens, output);
+
+  test('JSON: the request goes as sent (what only the Responses API has too), the Response comes back ours, billed at its usage', async () => {
+    const before = await h.balanceMicros(accountId);
+    const params = {
+      model: 'bizora',
+      input: [{ role: 'user' as const, content: [{ type: 'input_text' as const, text: 'Search the web for news.' }] }],
+      tools: [{ type: 'web_search' as const }],
+      reasoning: { effort: 'low' as const },
+      include: ['reasoning.encrypted_content' as const],
+      metadata: { run: '2' },
+    };
+    const r = await client.responses.create(params);
+    const { model: _, ...rest } = params;
+    assert.deepEqual(sent(), { ...rest, model: 'mock-model-1', store: false, max_output_tokens: model.max_output_tokens });
+    assert.deepEqual([r.id.startsWith('resp_') && r.id !== 'resp_upstream1', r.model, r.status], [true, 'bizora', 'completed']);
+    assert.equal(r.output[0]?.id, 'msg_upstream1');
+    assert.equal(r.output_text, WORDS.join(''));
+    const usage = r.usage as OpenAI.Responses.ResponseUsage & { cost_cents: number };
+    assert.deepEqual([usage.input_tokens, usage.output_tokens, usage.output_tokens_details.reasoning_tokens], [mock.promptTokens, 7, 2]);
+    assert.equal(usage.cost_cents, upstreamCost(7) / 10_000);
+    assert.equal(before.balance - (await h.balanceMicros(accountId)).balance, upstreamCost(7));
+    const g = await generation(r.id);
+    assert.deepEqual([g.status, g.usage.prompt_tokens, g.usage.completion_tokens], ['succeeded', mock.promptTokens, 7]);
+
+    const short = await client.responses.create({ model: 'bizora', input: 'hello', max_output_tokens: 3 });
+    assert.deepEqual([short.status, short.usage?.output_tokens, sent().max_output_tokens], ['incomplete', 3, 3]);
+  });
+
+  test("streamed: the upstream's events passed on in order, numbered, our id in them; response.completed carries our cost", async () => {
+    const before = await h.balanceMicros(accountId);
+    const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+    for await (const e of await client.responses.create({ model: 'bizora', input: 'hello', stream: true })) events.push(e);
+    assert.equal(sent().stream, true);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      [
+        'response.created',
+        'response.output_item.added',
+        'response.content_part.added',
+        ...WORDS.map(() => 'response.output_text.delta'),
+        'response.output_text.done',
+        'response.content_part.done',
+        'response.output_item.done',
+        'response.completed',
+      ],
+    );
+    assert.deepEqual(
+      events.map((e) => e.sequence_number),
+      events.map((_, i) => i),
+    );
+    const created = events[0] as OpenAI.Responses.ResponseCreatedEvent;
+    const done = events.at(-1) as OpenAI.Responses.ResponseCompletedEvent;
+    assert.equal(done.response.id, created.response.id);
+    assert.match(done.response.id, /^resp_/);
+    assert.notEqual(done.response.id, 'resp_upstream1');
+    assert.equal(done.response.model, 'bizora');
+    assert.equal((done.response.usage as unknown as { cost_cents: number }).cost_cents, upstreamCost(7) / 10_000);
+    assert.equal(before.balance - (await h.balanceMicros(accountId)).balance, upstreamCost(7));
+    assert.equal((await generation(done.response.id)).status, 'succeeded');
+  });
+
+  test('a stream the upstream cuts off ends in an error event and response.failed, billed at the prompt plus what was produced', async () => {
+    const before = await h.balanceMicros(accountId);
+    const seen: OpenAI.Responses.ResponseStreamEvent[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of await client.responses.create({ model: 'bizora', input: 'mock:cut', stream: true })) seen.push(e);
+      })(),
+      (err: unknown) => err instanceof OpenAI.APIError,
+    );
+    const text = seen.flatMap((e) => (e.type === 'response.output_text.delta' ? [e.delta] : [])).join('');
+    assert.equal(text, WORDS.slice(0, 3).join(''));
+    const id = (seen[0] as OpenAI.Responses.ResponseCreatedEvent).response.id;
+    const g = await generation(id);
+    assert.deepEqual([g.status, g.usage.completion_tokens], ['failed', 3]);
+    assert.equal(before.balance - (await h.balanceMicros(accountId)).balance, costMicros(model.price, g.usage.prompt_tokens, 3));
+  });
+
+  test("the upstream's failures: its 4xx passed on, response.failed mid-stream an error event; neither billed", async () => {
+    const before = await h.balanceMicros(accountId);
+    await assert.rejects(client.responses.create({ model: 'bizora', input: 'mock:error:400' }), {
+      status: 400,
+      param: 'input',
+      message: /mock upstream says 400/,
+    });
+    const seen: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const e of await client.responses.create({ model: 'bizora', input: 'mock:failed', stream: true })) seen.push(e.type);
+      })(),
+      (err: unknown) => err instanceof OpenAI.APIError && /mock upstream failed/.test(err.message),
+    );
+    assert.deepEqual(seen, ['response.created']);
+    assert.equal((await h.balanceMicros(accountId)).balance, before.balance);
+  });
+
+  test('responses are not stored here either (store: true is a 400); an sk_test_ key is served by the simulator', async () => {
+    const asked = mock.requests.length;
+    await assert.rejects(client.responses.create({ model: 'bizora', input: 'x', store: true }), { status: 400, param: 'store' });
+    const sandbox = new OpenAI({ apiKey: (await h.newKey(accountId, { mode: 'test' })).key, baseURL: h.baseURL, maxRetries: 0 });
+    const r = await sandbox.responses.create({ model: 'bizora', input: 'Say hello.' });
+    assert.match(r.output_text, /You said/);
+    assert.equal(mock.requests.length, asked);
+  });
+
+  test('responses_api is refused at start-up for a model without an upstream to pass it to', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bizora-models-'));
+    const file = join(dir, 'models.json');
+    writeFileSync(file, JSON.stringify({ models: [{ id: 'sim', backend: 'simulator', responses_api: true, price: model.price }] }));
+    try {
+      assert.throws(() => loadConfig({ BIZORA_MODELS_FILE: file }), /model sim has responses_api/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });

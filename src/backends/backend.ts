@@ -98,6 +98,20 @@ export type EmbedCall = {
   dimensions: number;
 };
 
+/** A Responses API request as a Responses-capable upstream gets it (model renamed to its own name). */
+export type ResponsesCall = { request: Record<string, unknown>; stream: boolean; signal: AbortSignal };
+
+/** Usage in the Responses API's shape: both counts plain token counts. */
+export type ResponsesUsage = { input_tokens: number; output_tokens: number; total_tokens: number; [k: string]: unknown };
+
+/** A Response object as the upstream made it: its output a list, its usage null unless well-formed. */
+export type ResponseBody = { output: unknown[]; usage: ResponsesUsage | null; status?: unknown; [k: string]: unknown };
+
+/** One Responses API stream event: its type, and (for the response.* lifecycle events) the response so far. */
+export type ResponsesEvent = { type: string; response?: ResponseBody; [k: string]: unknown };
+
+export type ResponsesResult = { kind: 'json'; body: ResponseBody } | { kind: 'stream'; events: AsyncIterable<ResponsesEvent> };
+
 export interface ChatBackend {
   /** What serves the model, for logs and usage records: `simulator` or `openai-compatible`. */
   readonly kind: 'simulator' | 'openai-compatible';
@@ -106,5 +120,7 @@ export interface ChatBackend {
   chat(call: BackendCall): Promise<BackendResult>;
   /** Embeddings, for models of kind `embedding`. */
   embed(call: EmbedCall): Promise<EmbeddingList>;
+  /** The Responses API asked in its own terms, for upstreams that serve it (a model's `responses_api`). */
+  responses?(call: ResponsesCall): Promise<ResponsesResult>;
   close?(): Promise<void>;
 }

@@ -4,7 +4,7 @@
 // (upstream-answer.ts), reads at most a bounded amount of any one answer or stream event, and
 // stops the upstream call when our client goes away. The README's Errors section has the table
 // of each upstream fault and its answer; test/upstream-faults.test.ts tests each.
-import { createParser } from 'eventsource-parser';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, type Dispatcher, request, errors as undiciErrors } from 'undici';
 import type { ModelConfig } from '../config.ts';
 import { ApiError } from '../errors.ts';
@@ -16,8 +16,11 @@ import {
   type EmbedCall,
   type EmbeddingList,
   inputsOf,
+  type ResponsesCall,
+  type ResponsesEvent,
+  type ResponsesResult,
 } from './backend.ts';
-import { normaliseChunk, normaliseCompletion, normaliseEmbeddings } from './upstream-answer.ts';
+import { normaliseChunk, normaliseCompletion, normaliseEmbeddings, normaliseResponse, normaliseResponsesEvent } from './upstream-answer.ts';
 
 type UpstreamOptions = { url: string; apiKey: string | undefined; timeoutMs: number };
 
@@ -140,8 +143,21 @@ function answeredError(data: unknown, what: string): ApiError {
   });
 }
 
-async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): AsyncGenerator<ChatChunk> {
-  const queue: ChatChunk[] = [];
+/** The end of a stream (OpenAI's `data: [DONE]`, or a Responses stream's last event). */
+const DONE = Symbol('done');
+
+/**
+ * The items of an upstream's event stream, one per event as `decode` makes it (a decode fault,
+ * an ApiError, ends the stream with it). A stream that ends before `decode` or `isLast` saw its
+ * end was cut off by the upstream.
+ */
+async function* sseItems<T>(
+  body: AsyncIterable<Buffer>,
+  signal: AbortSignal,
+  decode: (event: EventSourceMessage) => T | typeof DONE,
+  isLast: (item: T) => boolean = () => false,
+): AsyncGenerator<T> {
+  const queue: T[] = [];
   let done = false;
   let failure: ApiError | undefined;
   const parser = createParser({
@@ -155,24 +171,14 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
     },
     onEvent(event) {
       if (done || failure) return;
-      if (event.data === '[DONE]') {
-        done = true;
-        return;
-      }
-      let parsed: unknown;
       try {
-        parsed = JSON.parse(event.data);
-      } catch {
-        failure = new ApiError('upstream_error', { message: 'The model backend sent a malformed stream event.' });
-        return;
-      }
-      // An error arrives as `data: {"error": …}` (OpenAI, vLLM) or as an `event: error`.
-      if (event.event === 'error' || hasError(parsed)) {
-        failure = answeredError(parsed, 'The model backend failed mid-stream');
-        return;
-      }
-      try {
-        queue.push(normaliseChunk(parsed));
+        const item = decode(event);
+        if (item === DONE) {
+          done = true;
+          return;
+        }
+        queue.push(item);
+        if (isLast(item)) done = true;
       } catch (err) {
         failure = err as ApiError;
       }
@@ -181,33 +187,60 @@ async function* sseChunks(body: AsyncIterable<Buffer>, signal: AbortSignal): Asy
   const decoder = new TextDecoder();
   try {
     for await (const buf of body) {
-      // After [DONE] the rest of the body is drained unread: leaving the loop early destroys the
+      // After the end the rest of the body is drained unread: leaving the loop early destroys the
       // body with an AbortError (and its stack trace) on every stream.
       if (done) continue;
       parser.feed(decoder.decode(buf, { stream: true }));
-      while (queue.length) yield queue.shift() as ChatChunk;
+      while (queue.length) yield queue.shift() as T;
       if (failure) throw failure;
     }
   } catch (err) {
     throw transportError(err, signal);
   }
   if (!done) parser.feed(decoder.decode());
-  while (queue.length) yield queue.shift() as ChatChunk;
+  while (queue.length) yield queue.shift() as T;
   if (failure) throw failure;
-  // A stream that ends without [DONE] was cut off by the upstream.
   if (!done) throw new ApiError('upstream_error', { message: 'The model backend closed the stream before it was complete.' });
 }
+
+function parseEvent(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw new ApiError('upstream_error', { message: 'The model backend sent a malformed stream event.' });
+  }
+}
+
+/** A chat completions stream event: a chunk; an error arrives as `data: {"error": …}` (OpenAI, vLLM) or as an `event: error`. */
+function chatEvent(event: EventSourceMessage): ChatChunk | typeof DONE {
+  if (event.data === '[DONE]') return DONE;
+  const parsed = parseEvent(event.data);
+  if (event.event === 'error' || hasError(parsed)) throw answeredError(parsed, 'The model backend failed mid-stream');
+  return normaliseChunk(parsed);
+}
+
+/** A Responses API stream event; its `error` event and response.failed are the upstream failing mid-stream. */
+function responsesEvent(event: EventSourceMessage): ResponsesEvent | typeof DONE {
+  if (event.data === '[DONE]') return DONE;
+  const parsed = normaliseResponsesEvent(parseEvent(event.data));
+  if (parsed.type === 'error') throw answeredError({ error: parsed.error ?? parsed }, 'The model backend failed mid-stream');
+  if (parsed.type === 'response.failed') throw answeredError({ error: parsed.response?.error ?? {} }, 'The model backend failed');
+  return parsed;
+}
+
+/** A Responses stream ends with its response.completed (or .incomplete). */
+const lastResponsesEvent = (e: ResponsesEvent) => e.type === 'response.completed' || e.type === 'response.incomplete';
 
 /**
  * The stream after its first chunk has arrived: a stream that fails before it (reset, stall,
  * malformed, error event) fails `chat` itself, so the client gets an HTTP status rather than a
  * 200 followed by an error event. Returning early closes the upstream stream too.
  */
-async function startedStream(chunks: AsyncGenerator<ChatChunk>): Promise<AsyncIterable<ChatChunk>> {
-  let first: IteratorResult<ChatChunk> | undefined = await chunks.next();
+async function startedStream<T>(chunks: AsyncGenerator<T>): Promise<AsyncIterable<T>> {
+  let first: IteratorResult<T> | undefined = await chunks.next();
   // The rest is `chunks` itself, not a generator around it: one more generator per stream added
   // promises to every chunk.
-  const iterator: AsyncIterableIterator<ChatChunk> = {
+  const iterator: AsyncIterableIterator<T> = {
     [Symbol.asyncIterator]: () => iterator,
     next() {
       const taken = first;
@@ -245,10 +278,12 @@ export class OpenAICompatibleBackend implements ChatBackend {
   private readonly agent: Agent;
   private readonly url: string;
   private readonly embeddingsUrl: string;
+  private readonly responsesUrl: string;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.url = chatCompletionsUrl(opts.url);
     this.embeddingsUrl = `${opts.url.replace(/\/+$/, '')}/embeddings`;
+    this.responsesUrl = `${opts.url.replace(/\/+$/, '')}/responses`;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       connections: 128,
@@ -272,12 +307,27 @@ export class OpenAICompatibleBackend implements ChatBackend {
     const contentType = String(res.headers['content-type'] ?? '');
     // Some upstreams ignore `stream: true` and answer JSON: that answer is returned as JSON (the
     // gateway streams it as one chunk and bills it in full). The other way round is a 502.
-    if (stream && !/json/i.test(contentType)) return { kind: 'stream', chunks: await startedStream(sseChunks(res.body, signal)) };
+    if (stream && !/json/i.test(contentType)) return { kind: 'stream', chunks: await startedStream(sseItems(res.body, signal, chatEvent)) };
     if (/event-stream/i.test(contentType)) {
       discard(res.body);
       throw new ApiError('upstream_error', { message: 'The model backend streamed an answer that was asked for as JSON.' });
     }
     return { kind: 'json', body: normaliseCompletion(await readJson(res, signal)) };
+  }
+
+  async responses({ request: body, stream, signal }: ResponsesCall): Promise<ResponsesResult> {
+    const res = await this.post(this.responsesUrl, body, signal, stream ? 'text/event-stream' : 'application/json');
+    const isJson = /json/i.test(String(res.headers['content-type'] ?? ''));
+    // The gateway relays a Responses stream as the upstream's own events: an upstream that
+    // answers the other way round from what was asked is a 502 either way.
+    if (stream === isJson) {
+      discard(res.body);
+      throw new ApiError('upstream_error', {
+        message: `The model backend answered ${isJson ? 'JSON' : 'a stream'} when asked for ${stream ? 'a stream' : 'JSON'}.`,
+      });
+    }
+    if (stream) return { kind: 'stream', events: await startedStream(sseItems(res.body, signal, responsesEvent, lastResponsesEvent)) };
+    return { kind: 'json', body: normaliseResponse(await readJson(res, signal)) };
   }
 
   async embed({ request: body, signal }: EmbedCall): Promise<EmbeddingList> {

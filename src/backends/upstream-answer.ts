@@ -4,7 +4,7 @@
 // not an object, a message that is missing, usage that is not a plain token count. Only
 // openai-compatible.ts calls this; the simulator builds well-formed data itself.
 import { ApiError } from '../errors.ts';
-import type { ChatChunk, ChatCompletion, EmbeddingList, Usage } from './backend.ts';
+import type { ChatChunk, ChatCompletion, EmbeddingList, ResponseBody, ResponsesEvent, ResponsesUsage, Usage } from './backend.ts';
 
 /** More tokens than any model reads or writes in one request: a count above it is nonsense. */
 export const MAX_REPORTED_TOKENS = 100_000_000;
@@ -117,4 +117,25 @@ export function normaliseEmbeddings(raw: unknown, inputs: number): EmbeddingList
   raw.usage =
     isObject(usage) && isTokenCount(usage.prompt_tokens) ? { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens } : null;
   return raw as EmbeddingList;
+}
+
+/** A Response object: `output` must be a list; usage is kept only when both counts are plain token counts. */
+export function normaliseResponse(raw: unknown): ResponseBody {
+  if (!isObject(raw)) throw malformed('a response that is not an object');
+  if (!Array.isArray(raw.output)) throw malformed('a response without an output list');
+  const usage = raw.usage;
+  if (isObject(usage) && isTokenCount(usage.input_tokens) && isTokenCount(usage.output_tokens)) {
+    usage.total_tokens = usage.input_tokens + usage.output_tokens;
+    raw.usage = usage as ResponsesUsage;
+  } else {
+    raw.usage = null;
+  }
+  return raw as ResponseBody;
+}
+
+/** A Responses API stream event: an object with a string `type`; the response it carries, normalised. */
+export function normaliseResponsesEvent(raw: unknown): ResponsesEvent {
+  if (!isObject(raw) || typeof raw.type !== 'string') throw malformed('a stream event without a type');
+  if (raw.response !== undefined) raw.response = normaliseResponse(raw.response);
+  return raw as ResponsesEvent;
 }

@@ -148,10 +148,15 @@ function responseFormatOf(format: Obj | undefined): ChatRequest['response_format
   throw unsupported('text.format.type', `Unknown text format '${String(format.type)}'.`);
 }
 
-/** The chat request a Responses request asks for. */
-export function toChatRequest(body: ResponsesRequest): ChatRequest {
+/** Responses are not stored, by any backend: asking for it, or for a stored one, is a 400. */
+export function refuseStored(body: ResponsesRequest): void {
   if (body.store === true) throw notStored('store', 'store: true');
   if (body.previous_response_id) throw notStored('previous_response_id', 'previous_response_id');
+}
+
+/** The chat request a Responses request asks for. */
+export function toChatRequest(body: ResponsesRequest): ChatRequest {
+  refuseStored(body);
   const req: ChatRequest = { model: body.model, messages: messagesOf(body) };
   if (!req.messages.length) throw unsupported('input', 'The input has no messages.');
   if (body.tools?.length) req.tools = toolsOf(body.tools);

@@ -1,12 +1,14 @@
 // POST /v1/responses: OpenAI's Responses API, for every model, made into a chat request
 // (responses-translate.ts) and served by the same steps as chat completions (held first, billed
 // at what was produced), then answered as a Response object or as the Responses API's events
-// (responses-stream.ts).
+// (responses-stream.ts); or, for a model whose upstream serves it, passed on to that upstream
+// by the same steps (responses-passthrough.ts).
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
-import { type AnswerFormat, type ChatPipeline, overChat } from './chat-completions.ts';
+import { type AnswerFormat, type ChatPipeline, type Exchange, overChat } from './chat-completions.ts';
 import { MODEL_CALL_ERRORS } from './model-route.ts';
+import { passthrough } from './responses-passthrough.ts';
 import { responsesEvents } from './responses-stream.ts';
 import {
   outputOf,
@@ -24,7 +26,7 @@ const SCHEMA = {
   security: [{ apiKey: [] }],
   summary: 'Create a model response (the Responses API; JSON, or server-sent events with `stream: true`)',
   description:
-    'Served over chat completions by every backend: instructions, input items (messages, function_call, function_call_output), function tools, tool_choice, text.format (json_object, json_schema), max_output_tokens. Held and billed as a chat completion. Responses are not stored: `store: true` and `previous_response_id` are a 400.',
+    'Served over chat completions by every backend: instructions, input items (messages, function_call, function_call_output), function tools, tool_choice, text.format (json_object, json_schema), max_output_tokens; passed on as sent to a model whose upstream serves the Responses API (built-in tools, reasoning). Held and billed as a chat completion. Responses are not stored: `store: true` and `previous_response_id` are a 400.',
   body: ResponsesBody,
   response: {
     200: ResponseSchema,
@@ -35,7 +37,12 @@ const SCHEMA = {
 export function registerResponses(app: FastifyInstance, serve: ChatPipeline): void {
   typed(app).post('/responses', { schema: SCHEMA, ...passThrough }, async (request, reply) => {
     const body: Static<typeof ResponsesBody> & ResponsesRequest = request.body;
-    return serve(request, reply, body.model, (route) => overChat(route, toChatRequest(body), responses(request.id, body)));
+    return serve(request, reply, body.model, (route): Exchange<unknown, unknown> =>
+      // A sandbox key's route is the simulator's, which is served by translation.
+      route.model.responses_api && route.backend.responses
+        ? passthrough(route, body, request.id)
+        : overChat(route, toChatRequest(body), responses(request.id, body)),
+    );
   });
 }
 

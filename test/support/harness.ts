@@ -120,6 +120,7 @@ export function testModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
     max_output_tokens: 1000,
     context_window: 128_000,
     max_tokens_field: 'max_completion_tokens',
+    responses_api: false,
     kind: 'chat',
     dimensions: 1536,
     price: { input_per_million_micros: 1_000_000, output_per_million_micros: 10_000_000, request_micros: 100 },

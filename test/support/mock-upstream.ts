@@ -23,9 +23,11 @@
 //   mock:huge-event       one stream event of 2 MiB
 // Offered tools, and the last message not a tool result, it calls the first tool with
 // TOOL_ARGUMENTS (as OpenAI does: finish_reason tool_calls; streamed in pieces of 8 characters).
+// POST /v1/responses is the Responses API (mock-responses.ts).
 // It records every request (headers, body) and how many connections were closed on it early.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { answerResponses } from './mock-responses.ts';
 
 export type MockUpstream = {
   url: string;
@@ -120,6 +122,12 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
           usage: { prompt_tokens: state.promptTokens, total_tokens: state.promptTokens },
         }),
       );
+      return;
+    }
+    if (req.url === '/v1/responses' && req.method === 'POST') {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      state.requests.push({ headers: req.headers, body });
+      await answerResponses(res, body, state.promptTokens);
       return;
     }
     if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
