@@ -211,6 +211,139 @@ for (const kind of testDatabaseKinds())
         );
       });
 
+      test("a key's spend limit is held like the balance: concurrent holds never take its spend past the limit", async () => {
+        const { db } = database;
+        type KeyOp = { op: 'burst'; amounts: number[] } | { op: 'settle'; pick: number; cost: number } | { op: 'expire'; pick: number };
+        const keyOpArb: fc.Arbitrary<KeyOp> = fc.oneof(
+          fc.record({
+            op: fc.constant('burst' as const),
+            amounts: fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 10 }),
+          }),
+          fc.record({ op: fc.constant('settle' as const), pick: fc.nat(), cost: fc.integer({ min: 0, max: 25_000 }) }),
+          fc.record({ op: fc.constant('expire' as const), pick: fc.nat() }),
+        );
+        await fc.assert(
+          fc.asyncProperty(
+            fc.integer({ min: 1, max: 60_000 }),
+            fc.integer({ min: 1, max: 120_000 }),
+            fc.array(keyOpArb, { minLength: 1, maxLength: 15 }),
+            async (limit, credit, ops) => {
+              const now = Date.now();
+              const { acct, key } = await fundedAccount(credit, now);
+              const keySpend = { keyId: key.id, limitMicros: limit, window: 0 };
+              let seq = 0;
+              const open: Hold[] = [];
+              let spent = 0;
+              let keyHeld = 0;
+              let balance = credit;
+              let held = 0;
+              for (const o of ops) {
+                if (o.op === 'burst') {
+                  const keyLeft = limit - spent - keyHeld;
+                  const accountLeft = balance - held;
+                  const results = await Promise.all(
+                    o.amounts.map((m) =>
+                      ledger.run((s) =>
+                        reserve(s, {
+                          accountId: acct.id,
+                          requestId: `req_key${seq++}_${key.id}`,
+                          amountMicros: m,
+                          now,
+                          ttlMs: 60_000,
+                          keySpend,
+                        }),
+                      ),
+                    ),
+                  );
+                  let granted = 0;
+                  for (const r of results) {
+                    if (r.ok) {
+                      open.push(r.hold);
+                      granted += r.hold.amount_micros;
+                    } else if (r.reason === 'key_spend_limit') assert.ok(r.availableMicros <= keyLeft);
+                  }
+                  assert.ok(
+                    granted <= Math.min(keyLeft, accountLeft),
+                    `${granted} held of ${keyLeft} left on the key, ${accountLeft} on the account`,
+                  );
+                  keyHeld += granted;
+                  held += granted;
+                } else if (open.length) {
+                  const hold = open.splice(o.pick % open.length, 1)[0] as Hold;
+                  if (o.op === 'expire') {
+                    await db
+                      .updateTable('holds')
+                      .set({ expires_at: now - 1 })
+                      .where('id', '=', hold.id)
+                      .execute();
+                    await expireHolds(db, ledger, now);
+                  } else {
+                    const r = await ledger.run((s) =>
+                      settle(s, { hold, costMicros: o.cost, now, close: 'settled', usage: usageFor(hold, key.id, now), keyWindow: 0 }),
+                    );
+                    spent += r.chargedMicros;
+                    balance -= r.chargedMicros;
+                  }
+                  keyHeld -= hold.amount_micros;
+                  held -= hold.amount_micros;
+                }
+                const row = await db.selectFrom('key_spend').selectAll().where('key_id', '=', key.id).executeTakeFirst();
+                assert.deepEqual([row?.spent_micros ?? 0, row?.held_micros ?? 0], [spent, keyHeld]);
+                assert.ok(spent + keyHeld <= limit, 'the key never spends or holds past its limit');
+              }
+              assert.deepEqual((await verifyLedger(db)).problems, []);
+            },
+          ),
+          { numRuns: kind === 'sqlite' ? 40 : 15 },
+        );
+      });
+
+      test("a key's spend period starts from nothing: yesterday's spend does not count today", async () => {
+        const now = Date.UTC(2026, 11, 3, 12);
+        const { acct, key } = await fundedAccount(1_000_000, now);
+        const day = (t: number) => ({ keyId: key.id, limitMicros: 100_000, window: t - (t % 86_400_000) });
+        const hold = (t: number, amount: number, n: number) =>
+          ledger.run((s) =>
+            reserve(s, {
+              accountId: acct.id,
+              requestId: `req_day${n}_${key.id}`,
+              amountMicros: amount,
+              now: t,
+              ttlMs: 60_000,
+              keySpend: day(t),
+            }),
+          );
+        const first = await hold(now, 90_000, 1);
+        assert.ok(first.ok);
+        await ledger.run((s) =>
+          settle(s, {
+            hold: first.hold,
+            costMicros: 90_000,
+            now,
+            close: 'settled',
+            usage: usageFor(first.hold, key.id, now),
+            keyWindow: day(now).window,
+          }),
+        );
+        const again = await hold(now + 1000, 20_000, 2);
+        assert.deepEqual(again.ok ? null : [again.reason, again.availableMicros], ['key_spend_limit', 10_000]);
+        const tomorrow = now + 86_400_000;
+        const next = await hold(tomorrow, 20_000, 3);
+        assert.ok(next.ok);
+        await ledger.run((s) =>
+          settle(s, {
+            hold: next.hold,
+            costMicros: 0,
+            now: tomorrow,
+            close: 'released',
+            usage: usageFor(next.hold, key.id, tomorrow),
+            keyWindow: day(tomorrow).window,
+          }),
+        );
+        const row = await database.db.selectFrom('key_spend').selectAll().where('key_id', '=', key.id).executeTakeFirstOrThrow();
+        assert.deepEqual([row.spent_micros, row.held_micros, row.window_start], [0, 0, day(tomorrow).window]);
+      });
+
       /** A new account with a live key and `micros` of credit. */
       async function fundedAccount(micros: number, now: number) {
         const acct = await createAccount(database.db, { email: `${newId('acct')}@example.com`, now });

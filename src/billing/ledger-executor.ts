@@ -16,6 +16,8 @@ import {
   compileLedgerStatements,
   type FusedTemplates,
   fusedSettleInput,
+  type KeySpendHold,
+  type KeySpendSettle,
   type LedgerStatements,
   type LedgerTemplates,
   type NamedTemplate,
@@ -275,6 +277,9 @@ class OperationProbe implements Statements {
   insertEntry = (entry: LedgerEntry) => this.serial((s) => s.insertEntry(entry));
   insertUsage = (record: NewUsageRecord) => this.serial((s) => s.insertUsage(record));
   findGrant = (idempotencyKey: string) => this.serial((s) => s.findGrant(idempotencyKey));
+  holdKeySpend = (input: KeySpendHold) => this.serial((s) => s.holdKeySpend(input));
+  keySpend = (keyId: string) => this.serial((s) => s.keySpend(keyId));
+  settleKeySpend = (input: KeySpendSettle) => this.serial((s) => s.settleKeySpend(input));
 
   private fused(
     statement: NamedTemplate,

@@ -6,7 +6,7 @@
 // property tests run it through the executors the server runs. A LedgerStatements object only
 // exists inside a transaction (ledger-executor.ts), so nothing can move money outside one.
 import type BetterSqlite3 from 'better-sqlite3';
-import { CompiledQuery, type Expression, type QueryCreator, type SqlBool } from 'kysely';
+import { CompiledQuery, type Expression, type ExpressionBuilder, type QueryCreator, type SqlBool } from 'kysely';
 import type { Db, Dialect, Tx } from '../db/connection.ts';
 import type { DB, Hold, HoldStatus, LedgerEntry, NewUsageRecord } from '../db/schema.ts';
 import { hasRow, param, row, rowSelection, type Template, template } from '../db/statement-template.ts';
@@ -40,12 +40,26 @@ export interface Statements {
   /** The grant made with this idempotency key, if there is one. */
   findGrant(idempotencyKey: string): Promise<GrantRecord | undefined>;
   /**
+   * Holds `amount` against a key's spend limit if what it spent in the period that began at
+   * `window` (a new period starts from nothing), plus what it holds, plus `amount`, is within
+   * `limit`; whether it did. (A key's first hold is within its limit: the caller checks that.)
+   */
+  holdKeySpend(input: KeySpendHold): Promise<boolean>;
+  /** A key's spend row, if it has one. */
+  keySpend(keyId: string): Promise<KeySpendRow | undefined>;
+  /** A key's hold released (`held`, 0 when it was released already) and `charge` spent in the period that began at `window`. */
+  settleKeySpend(input: KeySpendSettle): Promise<void>;
+  /**
    * Optional, one round trip: the usual settlement of a hold that is still open — close it,
    * release it, charge, write the entry (its balance_after filled in) and the usage record.
    * False when the hold was not open, and then nothing was written.
    */
   settleOpenHold?(input: SettleOpenHold): Promise<boolean>;
 }
+
+export type KeySpendRow = { window_start: number; spent_micros: number; held_micros: number };
+export type KeySpendHold = { key: string; window: number; amount: number; limit: number };
+export type KeySpendSettle = { key: string; window: number; held: number; charge: number };
 
 export type SettleOpenHold = {
   hold: Hold;
@@ -85,6 +99,7 @@ const HOLD_COLUMNS = [
   'created_at',
   'expires_at',
   'closed_at',
+  'key_id',
 ] as const satisfies readonly (keyof Hold)[];
 
 // Only what the builders use, so that a QueryCreator that also knows a WITH's tables will do.
@@ -126,6 +141,14 @@ const adjust = (qc: Q) =>
 /** Writes a ledger entry, a whole row from the parameters `<prefix>.<column>` (or `<column>`). */
 const insertEntry = (qc: Q, prefix?: string) => qc.insertInto('ledger_entries').values(row(ENTRY_COLUMNS, prefix));
 
+/** What a key spent in the period that began at the parameter `window` (nothing, if that period is new). */
+const spentInWindow = (eb: ExpressionBuilder<DB, 'key_spend'>) =>
+  eb.case().when('key_spend.window_start', '<', param<number>('window')).then(eb.lit(0)).else(eb.ref('key_spend.spent_micros')).end();
+
+/** The period's start: the parameter `window` once it has begun. */
+const windowAfter = (eb: ExpressionBuilder<DB, 'key_spend'>) =>
+  eb.case().when('key_spend.window_start', '<', param<number>('window')).then(param<number>('window')).else(eb.ref('key_spend.window_start')).end();
+
 /** The ledger's statements for one database, compiled. `db` is only asked to compile, never to run. */
 export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
 
@@ -150,6 +173,36 @@ export function compileLedgerStatements(db: Db, dialect: Dialect) {
         .selectFrom('ledger_entries')
         .select(['account_id', 'amount_micros', 'balance_after_micros'])
         .where('idempotency_key', '=', param<string>('key')),
+    ),
+    holdKeySpend: template(
+      db
+        .insertInto('key_spend')
+        .values({ key_id: param('key'), window_start: param('window'), spent_micros: 0, held_micros: param('amount') })
+        .onConflict((oc) =>
+          oc
+            .column('key_id')
+            .doUpdateSet((eb) => ({
+              spent_micros: spentInWindow(eb),
+              window_start: windowAfter(eb),
+              held_micros: eb('key_spend.held_micros', '+', param<number>('amount')),
+            }))
+            .where((eb) =>
+              eb(eb(eb(spentInWindow(eb), '+', eb.ref('key_spend.held_micros')), '+', param<number>('amount')), '<=', param<number>('limit')),
+            ),
+        ),
+    ),
+    keySpend: template(
+      db.selectFrom('key_spend').select(['window_start', 'spent_micros', 'held_micros']).where('key_id', '=', param<string>('key')),
+    ),
+    settleKeySpend: template(
+      db
+        .updateTable('key_spend')
+        .set((eb) => ({
+          spent_micros: eb(spentInWindow(eb), '+', param<number>('charge')),
+          window_start: windowAfter(eb),
+          held_micros: eb('key_spend.held_micros', '-', param<number>('held')),
+        }))
+        .where('key_id', '=', param<string>('key')),
     ),
   };
 }
@@ -237,6 +290,11 @@ function ledgerStatements(t: LedgerTemplates, r: Runner): LedgerStatements {
       await r.run(t.insertUsage, record);
     },
     findGrant: async (key) => (await r.run(t.findGrant, { key })).row as GrantRecord | undefined,
+    holdKeySpend: async (input) => (await r.run(t.holdKeySpend, input)).changes === 1,
+    keySpend: async (key) => (await r.run(t.keySpend, { key })).row as KeySpendRow | undefined,
+    async settleKeySpend(input) {
+      await r.run(t.settleKeySpend, input);
+    },
   });
 }
 

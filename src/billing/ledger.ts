@@ -101,19 +101,27 @@ export async function grantCreditIdempotently(
   }
 }
 
-export type ReserveResult = { ok: true; hold: Hold } | { ok: false; reason: 'insufficient'; availableMicros: number };
+export type ReserveResult =
+  | { ok: true; hold: Hold }
+  | { ok: false; reason: 'insufficient'; availableMicros: number }
+  | { ok: false; reason: 'key_spend_limit'; availableMicros: number };
+
+/** A key's spend limit, for a hold: the limit, and when its current period began (0 for a total). */
+export type KeySpendLimit = { keyId: string; limitMicros: number; window: number };
 
 /**
  * Holds `amountMicros` of the account's available balance for one request, in one conditional
  * UPDATE: the row lock (PostgreSQL) or the single writer (SQLite) makes check-and-hold atomic, so
- * no interleaving of concurrent requests can hold more than the balance.
+ * no interleaving of concurrent requests can hold more than the balance. A key with a spend limit
+ * is held against it first, the same way (its key_spend row's lock), in the same transaction.
  */
 export async function reserve(
   s: LedgerStatements,
-  input: { accountId: string; requestId: string; amountMicros: number; now: number; ttlMs: number },
+  input: { accountId: string; requestId: string; amountMicros: number; now: number; ttlMs: number; keySpend?: KeySpendLimit | null },
 ): Promise<ReserveResult> {
   const amount = input.amountMicros;
   if (!Number.isSafeInteger(amount) || amount <= 0) throw new RangeError('a hold must be a positive integer');
+  const limit = input.keySpend;
   const hold: Hold = {
     id: newId('hold', input.now),
     account_id: input.accountId,
@@ -123,8 +131,17 @@ export async function reserve(
     created_at: input.now,
     expires_at: input.now + input.ttlMs,
     closed_at: null,
+    key_id: limit?.keyId ?? null,
   };
+  const keySpend = limit && { key: limit.keyId, window: limit.window, amount, limit: limit.limitMicros };
+  if (keySpend && (amount > keySpend.limit || !(await s.holdKeySpend(keySpend)))) {
+    const spend = await s.keySpend(keySpend.key);
+    const used = spend ? (spend.window_start < keySpend.window ? 0 : spend.spent_micros) + spend.held_micros : 0;
+    return { ok: false, reason: 'key_spend_limit', availableMicros: Math.max(0, keySpend.limit - used) };
+  }
   if (!(await s.holdAndInsert(hold))) {
+    // The key's hold goes with the account's: nothing of this request is held.
+    if (keySpend) await s.settleKeySpend({ key: keySpend.key, window: keySpend.window, held: amount, charge: 0 });
     const acct = await s.balances(input.accountId);
     return { ok: false, reason: 'insufficient', availableMicros: acct ? Math.max(0, acct.balance_micros - acct.held_micros) : 0 };
   }
@@ -143,7 +160,15 @@ export type SettleResult = { chargedMicros: number; holdWasOpen: boolean };
  */
 export async function settle(
   s: LedgerStatements,
-  input: { hold: Hold; costMicros: number; now: number; close: 'settled' | 'released'; usage: NewUsageRecord },
+  input: {
+    hold: Hold;
+    costMicros: number;
+    now: number;
+    close: 'settled' | 'released';
+    usage: NewUsageRecord;
+    /** When the key's spend period that the charge counts in began (a key with a spend limit). */
+    keyWindow?: number;
+  },
 ): Promise<SettleResult> {
   const { hold, now } = input;
   let charge = Math.max(0, Math.min(input.costMicros, hold.amount_micros));
@@ -168,6 +193,7 @@ export async function settle(
   // The usual case in one statement where the database has it; a hold that was not open takes
   // the general path below.
   if (
+    hold.key_id === null &&
     s.settleOpenHold &&
     (await s.settleOpenHold({ hold, close: input.close, now, change, entry: entry(0 /* set by the statement */), usage: usage() }))
   )
@@ -184,16 +210,21 @@ export async function settle(
   if (balanceAfter === undefined) charge = 0;
   if (charge > 0 || holdWasOpen) await s.insertEntry(entry(balanceAfter ?? 0));
   await s.insertUsage(usage());
+  if (hold.key_id !== null) {
+    // A hold the sweeper closed was released from the key's spend then.
+    await s.settleKeySpend({ key: hold.key_id, window: input.keyWindow ?? 0, held: holdWasOpen ? hold.amount_micros : 0, charge });
+  }
   return { chargedMicros: charge, holdWasOpen };
 }
 
 /** Releases one hold whose time ran out; whether it was still open. */
 export async function expireHold(
   s: LedgerStatements,
-  hold: Pick<Hold, 'id' | 'account_id' | 'request_id' | 'amount_micros'>,
+  hold: Pick<Hold, 'id' | 'account_id' | 'request_id' | 'amount_micros' | 'key_id'>,
   now: number,
 ): Promise<boolean> {
   if (!(await s.closeHold(hold.id, 'expired', now))) return false;
+  if (hold.key_id !== null) await s.settleKeySpend({ key: hold.key_id, window: 0, held: hold.amount_micros, charge: 0 });
   const balance = await s.adjust(hold.account_id, { balance: 0, held: -hold.amount_micros });
   await addEntry(s, {
     accountId: hold.account_id,
@@ -212,7 +243,7 @@ export async function expireHold(
 export async function expireHolds(db: Db, ledger: LedgerExecutor, now: number, batch = 200): Promise<number> {
   const due = await db
     .selectFrom('holds')
-    .select(['id', 'account_id', 'request_id', 'amount_micros'])
+    .select(['id', 'account_id', 'request_id', 'amount_micros', 'key_id'])
     .where('status', '=', 'open')
     .where('expires_at', '<=', now)
     .limit(batch)
@@ -280,5 +311,24 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     .limit(20)
     .execute();
   for (const o of orphanCharges) problems.push(`${o.request_id}: charged in the ledger without a usage record`);
+  const keyHolds = await db
+    .selectFrom('key_spend as ks')
+    .leftJoin(
+      db
+        .selectFrom('holds')
+        .select(['key_id', (eb) => eb.fn.sum<number>('amount_micros').as('held')])
+        .where('status', '=', 'open')
+        .where('key_id', 'is not', null)
+        .groupBy('key_id')
+        .as('h'),
+      'h.key_id',
+      'ks.key_id',
+    )
+    .select(['ks.key_id', 'ks.held_micros', 'h.held'])
+    .execute();
+  for (const k of keyHolds) {
+    const held = Number(k.held ?? 0);
+    if (held !== Number(k.held_micros)) problems.push(`key ${k.key_id}: open holds sum to ${held} but its spend holds ${k.held_micros}`);
+  }
   return { ok: problems.length === 0, accounts: accounts.length, openHolds, entries, problems };
 }

@@ -4,6 +4,7 @@
 // sk_test_ requests get a meter without a hold: recorded, never billed.
 import type { ModelConfig } from '../config.ts';
 import type { Hold, UsageStatus } from '../db/schema.ts';
+import { keySpendLimit, spendWindow } from '../keys/key-limits.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { reserve, settle } from './ledger.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
@@ -32,10 +33,13 @@ export type MeterOutcome = {
   errorCode?: string | null;
 };
 
-/** Why a meter could not be opened: the available balance does not cover the worst case. */
+/**
+ * Why a meter could not be opened: the available balance does not cover the worst case, or the
+ * key's spend limit does not (what is left of it is then availableMicros).
+ */
 export type Refused = {
   ok: false;
-  reason: 'insufficient_balance';
+  reason: 'account_balance' | 'key_spend_limit';
   availableMicros: number;
   /** What the request would have held. */
   holdMicros: number;
@@ -74,19 +78,21 @@ export class Meter {
     if (ctx.auth.key.mode === 'test') return { ok: true, meter: new Meter(deps, ctx, null, closed) };
     const amount = costMicros(ctx.model.price, ctx.promptTokens, ctx.maxOutputTokens);
     if (amount === 0) return { ok: true, meter: new Meter(deps, ctx, null, closed) };
+    const now = deps.now();
     const result = await deps.ledger.run((s) =>
       reserve(s, {
         accountId: ctx.auth.key.account_id,
         requestId: ctx.requestId,
         amountMicros: amount,
-        now: deps.now(),
+        now,
         ttlMs: deps.holdTtlMs,
+        keySpend: keySpendLimit(ctx.auth.key, now),
       }),
     );
     if (!result.ok) {
       return {
         ok: false,
-        reason: 'insufficient_balance',
+        reason: result.reason === 'key_spend_limit' ? 'key_spend_limit' : 'account_balance',
         availableMicros: result.availableMicros,
         holdMicros: amount,
         maxAffordableTokens: maxAffordableTokens(ctx.model.price, ctx.promptTokens, result.availableMicros),
@@ -130,7 +136,14 @@ export class Meter {
       return 0;
     }
     const r = await this.deps.ledger.run((s) =>
-      settle(s, { hold, costMicros: cost, now, close: cost > 0 ? 'settled' : 'released', usage }),
+      settle(s, {
+        hold,
+        costMicros: cost,
+        now,
+        close: cost > 0 ? 'settled' : 'released',
+        usage,
+        keyWindow: spendWindow(ctx.auth.key.spend_period, now),
+      }),
     );
     return r.chargedMicros;
   }

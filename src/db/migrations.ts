@@ -162,12 +162,40 @@ const m005: Migration = {
   },
 };
 
+// Keys an operator can govern (issue 13): limits, a model allowlist, rotation with a grace, and
+// the spend of keys with a spend limit, kept in the ledger's transactions beside the balance.
+const m006: Migration = {
+  async up(db: Kysely<unknown>) {
+    let keys = db.schema.alterTable('api_keys');
+    for (const column of ['rpm', 'tpm', 'max_concurrency'] as const) {
+      await keys.addColumn(column, 'integer').execute();
+      keys = db.schema.alterTable('api_keys');
+    }
+    await keys.addColumn('spend_limit_micros', 'bigint').execute();
+    await db.schema.alterTable('api_keys').addColumn('spend_period', 'text').execute();
+    await db.schema.alterTable('api_keys').addColumn('models', 'text').execute();
+    await db.schema.alterTable('api_keys').addColumn('previous_hash', 'text').execute();
+    await db.schema.alterTable('api_keys').addColumn('previous_valid_until', 'bigint').execute();
+    await db.schema.createIndex('api_keys_previous_hash').on('api_keys').column('previous_hash').unique().execute();
+    await db.schema.alterTable('holds').addColumn('key_id', 'text').execute();
+    await db.schema
+      .createTable('key_spend')
+      .addColumn('key_id', 'text', (c) => c.primaryKey().references('api_keys.id'))
+      .addColumn('window_start', 'bigint', (c) => c.notNull())
+      .addColumn('spent_micros', 'bigint', (c) => c.notNull())
+      .addColumn('held_micros', 'bigint', (c) => c.notNull())
+      .addCheckConstraint('key_spend_nonnegative', sql`spent_micros >= 0 AND held_micros >= 0`)
+      .execute();
+  },
+};
+
 export const MIGRATIONS: Record<string, Migration> = {
   '001_core': m001,
   '002_dashboard': m002,
   '003_lean_indexes': m003,
   '004_derived_completion_id': m004,
   '005_operator_safety': m005,
+  '006_key_governance': m006,
 };
 
 /** Applies pending migrations; returns the names applied. Throws with the failing migration. */

@@ -26,6 +26,31 @@ export interface ApiKeysTable {
   last_used_at: number | null;
   revoked_at: number | null;
   expires_at: number | null;
+  /** Limits (null: none): requests and tokens per minute, requests at once. */
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+  /** Spend limit in micro-USD per spend_period (the key's spend is in key_spend). */
+  spend_limit_micros: number | null;
+  spend_period: SpendPeriod | null;
+  /** JSON array of the model ids the key may call; null: every model. */
+  models: string | null;
+  /** A rotated key's former hash, valid until previous_valid_until. */
+  previous_hash: string | null;
+  previous_valid_until: number | null;
+}
+
+export type SpendPeriod = 'day' | 'month' | 'total';
+
+/**
+ * What a key with a spend limit has spent in its current period (which began at window_start)
+ * and holds for its requests in flight. Written only in the ledger's transactions.
+ */
+export interface KeySpendTable {
+  key_id: string;
+  window_start: number;
+  spent_micros: number;
+  held_micros: number;
 }
 
 export type HoldStatus = 'open' | 'settled' | 'released' | 'expired';
@@ -39,6 +64,8 @@ export interface HoldsTable {
   created_at: number;
   expires_at: number;
   closed_at: number | null;
+  /** The key whose spend limit the hold counts against; null for a key without one. */
+  key_id: string | null;
 }
 
 export type LedgerKind = 'grant' | 'usage' | 'release' | 'adjustment';
@@ -100,6 +127,7 @@ export interface UsageRecordsTable {
 export interface DB {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
+  key_spend: KeySpendTable;
   holds: HoldsTable;
   ledger_entries: LedgerEntriesTable;
   usage_records: UsageRecordsTable;

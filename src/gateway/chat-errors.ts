@@ -6,13 +6,17 @@ import type { RequestLifetime } from './request-lifetime.ts';
 
 export const shuttingDown = () => new ApiError('service_unavailable', { message: 'The server is shutting down. Retry the request.' });
 
-/** The 402 for a hold the balance could not cover, with what the contract puts in its details. */
+/**
+ * The 402 for a hold the balance (or the key's spend limit: what is left of it is then the
+ * balance before) could not cover, with what the contract puts in its details and which limit it was.
+ */
 export function insufficientBalance(r: Refused): ApiError {
   return new ApiError('insufficient_balance', {
     details: {
       balance_before_cents: floorCents(r.availableMicros),
       cost_cents: ceilCents(r.holdMicros),
       ...(r.maxAffordableTokens !== null ? { max_affordable_tokens: r.maxAffordableTokens } : {}),
+      limit_source: r.reason,
     },
   });
 }

@@ -15,7 +15,8 @@ import type { ApiKeyRow } from '../db/schema.ts';
 
 export type KeyFinder = (hash: string) => Promise<ApiKeyRow | undefined>;
 
-const COLUMNS = 'id, account_id, name, hash, preview, mode, created_at, last_used_at, revoked_at, expires_at';
+const COLUMNS =
+  'id, account_id, name, hash, preview, mode, created_at, last_used_at, revoked_at, expires_at, rpm, tpm, max_concurrency, spend_limit_micros, spend_period, models, previous_hash, previous_valid_until';
 
 export function createKeyFinder(database: Database, opts: { prepared?: boolean } = {}): KeyFinder {
   if (database.dialect === 'sqlite') {

@@ -1,11 +1,13 @@
-// The api_keys table: create (returns the full key once), list, revoke, find by hash.
+// The api_keys table: create (returns the full key once, with its limits), list, change limits,
+// revoke, find by hash.
 import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
+import { type KeyLimits, limitColumns } from './key-limits.ts';
 import { MAX_KEY_NAME } from './key-name.ts';
 
-export type PublicKey = Omit<ApiKeyRow, 'hash'>;
+export type PublicKey = Omit<ApiKeyRow, 'hash' | 'previous_hash'>;
 export type CreatedKey = PublicKey & { key: string };
 
 export { MAX_KEY_NAME };
@@ -17,11 +19,28 @@ export function normalizeKeyName(name: unknown): string | null {
   return trimmed.length > 0 && trimmed.length <= MAX_KEY_NAME ? trimmed : null;
 }
 
-const publicColumns = ['id', 'account_id', 'name', 'preview', 'mode', 'created_at', 'last_used_at', 'revoked_at', 'expires_at'] as const;
+const publicColumns = [
+  'id',
+  'account_id',
+  'name',
+  'preview',
+  'mode',
+  'created_at',
+  'last_used_at',
+  'revoked_at',
+  'expires_at',
+  'rpm',
+  'tpm',
+  'max_concurrency',
+  'spend_limit_micros',
+  'spend_period',
+  'models',
+  'previous_valid_until',
+] as const satisfies readonly (keyof PublicKey)[];
 
 export async function createKey(
   db: Db,
-  input: { accountId: string; name: string; mode: KeyMode; now: number; expiresAt?: number | null },
+  input: { accountId: string; name: string; mode: KeyMode; now: number; expiresAt?: number | null; limits?: Partial<KeyLimits> },
 ): Promise<CreatedKey> {
   const key = generateKey(input.mode);
   const row: ApiKeyRow = {
@@ -35,9 +54,18 @@ export async function createKey(
     last_used_at: null,
     revoked_at: null,
     expires_at: input.expiresAt ?? null,
+    rpm: null,
+    tpm: null,
+    max_concurrency: null,
+    spend_limit_micros: null,
+    spend_period: null,
+    models: null,
+    previous_hash: null,
+    previous_valid_until: null,
+    ...limitColumns(input.limits ?? {}),
   };
   await db.insertInto('api_keys').values(row).execute();
-  const { hash: _hash, ...rest } = row;
+  const { hash: _hash, previous_hash: _previous, ...rest } = row;
   return { ...rest, key };
 }
 
@@ -53,6 +81,26 @@ export function listKeys(db: Db, accountId: string): Promise<PublicKey[]> {
 
 export function getKey(db: Db, keyId: string): Promise<PublicKey | undefined> {
   return db.selectFrom('api_keys').select(publicColumns).where('id', '=', keyId).executeTakeFirst();
+}
+
+/**
+ * Changes a key's limits and expiry (only what is given; null clears). `accountId` scopes the
+ * change as for revokeKey. Returns the key as it now is, or undefined.
+ */
+export async function updateKey(
+  db: Db,
+  input: { keyId: string; accountId?: string; limits?: Partial<KeyLimits>; expiresAt?: number | null },
+): Promise<PublicKey | undefined> {
+  const set: Partial<ApiKeyRow> = { ...limitColumns(input.limits ?? {}) };
+  if (input.expiresAt !== undefined) set.expires_at = input.expiresAt;
+  if (Object.keys(set).length) {
+    let q = db.updateTable('api_keys').set(set).where('id', '=', input.keyId);
+    if (input.accountId) q = q.where('account_id', '=', input.accountId);
+    await q.execute();
+  }
+  const key = await getKey(db, input.keyId);
+  if (!key || (input.accountId && key.account_id !== input.accountId)) return undefined;
+  return key;
 }
 
 /**
