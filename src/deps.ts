@@ -12,6 +12,8 @@ import { InFlightRequests } from './gateway/request-lifetime.ts';
 import { createKeyFinder, type KeyFinder } from './keys/key-lookup.ts';
 import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
+import { MemoryRateLimiter } from './limits/memory-limiter.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
 
 export type Deps = {
   config: Config;
@@ -31,6 +33,8 @@ export type Deps = {
   sweeper: HoldSweeper;
   /** Deletes expired dashboard sessions. */
   sessionSweeper: SessionSweeper;
+  /** Keys' rate limits (requests and tokens per minute, requests at once). */
+  limiter: RateLimiter;
 };
 
 export async function createDeps(
@@ -58,6 +62,7 @@ export async function createDeps(
     lastUsed,
     sweeper,
     sessionSweeper,
+    limiter: new MemoryRateLimiter(),
     async close() {
       sweeper.stop();
       sessionSweeper.stop();

@@ -147,7 +147,12 @@ const spentInWindow = (eb: ExpressionBuilder<DB, 'key_spend'>) =>
 
 /** The period's start: the parameter `window` once it has begun. */
 const windowAfter = (eb: ExpressionBuilder<DB, 'key_spend'>) =>
-  eb.case().when('key_spend.window_start', '<', param<number>('window')).then(param<number>('window')).else(eb.ref('key_spend.window_start')).end();
+  eb
+    .case()
+    .when('key_spend.window_start', '<', param<number>('window'))
+    .then(param<number>('window'))
+    .else(eb.ref('key_spend.window_start'))
+    .end();
 
 /** The ledger's statements for one database, compiled. `db` is only asked to compile, never to run. */
 export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
@@ -187,7 +192,11 @@ export function compileLedgerStatements(db: Db, dialect: Dialect) {
               held_micros: eb('key_spend.held_micros', '+', param<number>('amount')),
             }))
             .where((eb) =>
-              eb(eb(eb(spentInWindow(eb), '+', eb.ref('key_spend.held_micros')), '+', param<number>('amount')), '<=', param<number>('limit')),
+              eb(
+                eb(eb(spentInWindow(eb), '+', eb.ref('key_spend.held_micros')), '+', param<number>('amount')),
+                '<=',
+                param<number>('limit'),
+              ),
             ),
         ),
     ),

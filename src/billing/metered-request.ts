@@ -20,6 +20,8 @@ export type MeterContext = {
   maxOutputTokens: number;
   stream: boolean;
   startedAt: number;
+  /** Called once when the meter closes, with the tokens the request used (its rate-limit admission's finish). */
+  release?: ((usedTokens: number) => void) | undefined;
 };
 
 export type MeterOutcome = {
@@ -103,7 +105,10 @@ export class Meter {
 
   /** Settles (or records, for test keys) once; later calls return the first result. */
   close(outcome: MeterOutcome): Promise<number> {
-    this.closing ??= this.settle(outcome).finally(this.closed);
+    this.closing ??= this.settle(outcome).finally(() => {
+      this.closed();
+      this.ctx.release?.(outcome.promptTokens + outcome.completionTokens);
+    });
     return this.closing;
   }
 

@@ -6,14 +6,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { ChatChunk, ChatCompletion, ChatRequest, Usage } from '../backends/backend.ts';
 import type { ModelRoute } from '../backends/model-registry.ts';
-import { Meter } from '../billing/metered-request.ts';
+import type { Meter } from '../billing/metered-request.ts';
 import { REQUEST_GRACE_MS } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { completionIdFor } from '../usage/usage-store.ts';
-import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
+import { admitAndHold } from './admission.ts';
+import { asApiError, shuttingDown } from './chat-errors.ts';
 import { type AnswerReading, answerJson, readCompletion } from './chat-json.ts';
 import { type ChatLimits, checkLimits, type LimitParams, upstreamRequest } from './chat-limits.ts';
 import { chatChunks, chunksOf, readChunk, relayStream, type StreamEncoder, type StreamTally } from './chat-stream.ts';
@@ -102,7 +103,6 @@ export function overChat(route: ModelRoute, body: ChatRequest, format: AnswerFor
 
 /** The steps every model request takes, whichever API it came in by. */
 export function chatPipeline(deps: Deps): ChatPipeline {
-  const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
   const readerDeadlines = { stallMs: deps.config.clientTimeoutMs, lingerMs: Math.min(REQUEST_GRACE_MS, deps.config.clientTimeoutMs) };
 
   return async function serve(request, reply, modelId, exchangeFor) {
@@ -113,7 +113,7 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     const limits = await checkLimits(exchange.chat, route, exchange.params);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
-    const meter = await holdWorstCase(request.id, auth, route, limits, exchange.stream);
+    const meter = await holdWorstCase(reply, auth, route, limits, exchange.stream);
     // Whatever path this request takes, the meter is closed before the handler returns; a
     // failure no path foresaw closes it unbilled at once rather than leaving the hold to expire.
     try {
@@ -133,20 +133,19 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     }
   };
 
-  /** The request's worst case held against the balance (a 402 when it does not cover it). */
-  async function holdWorstCase(requestId: string, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {
-    const opened = await Meter.open(meterDeps, {
+  /** The request admitted under its key's rate limits, and its worst case held (a 429 or a 402 when not). */
+  function holdWorstCase(reply: FastifyReply, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {
+    const ctx = {
       auth,
       model: route.model,
       backendKind: route.backend.kind,
-      requestId,
+      requestId: reply.request.id,
       promptTokens: limits.promptTokens,
       maxOutputTokens: limits.maxOutput,
       stream,
       startedAt: deps.clock.now(),
-    });
-    if (!opened.ok) throw insufficientBalance(opened);
-    return opened.meter;
+    };
+    return admitAndHold(deps, reply, ctx, limits.promptTokens + limits.maxOutput);
   }
 
   async function answer<J, S>(exchange: Exchange<J, S>, limits: ChatLimits, meter: Meter, lifetime: RequestLifetime, reply: FastifyReply) {

@@ -5,12 +5,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from 'typebox';
 import { type EmbeddingList, type EmbeddingRequest, inputsOf } from '../backends/backend.ts';
-import { Meter } from '../billing/metered-request.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, passThrough, typed } from '../http/openapi.ts';
 import { countTextWithin } from '../lib/tokens.ts';
-import { asApiError, insufficientBalance, shuttingDown } from './chat-errors.ts';
+import { admitAndHold } from './admission.ts';
+import { asApiError, shuttingDown } from './chat-errors.ts';
 import { withCost } from './chat-usage.ts';
 import { MODEL_CALL_ERRORS, modelFor } from './model-route.ts';
 import { RequestLifetime } from './request-lifetime.ts';
@@ -34,8 +34,6 @@ const SCHEMA = {
 };
 
 export function registerEmbeddings(app: FastifyInstance, deps: Deps): void {
-  const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
-
   typed(app).post('/embeddings', { schema: SCHEMA, ...passThrough }, async (request, reply) => {
     const auth = request.auth;
     if (!auth) throw new ApiError('missing_api_key');
@@ -62,7 +60,7 @@ export function registerEmbeddings(app: FastifyInstance, deps: Deps): void {
     const holdTokens = route.backend.kind === 'simulator' ? inputTokens : mostTokens(inputs, route.model.context_window);
 
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
-    const opened = await Meter.open(meterDeps, {
+    const ctx = {
       auth,
       model: route.model,
       backendKind: route.backend.kind,
@@ -71,9 +69,8 @@ export function registerEmbeddings(app: FastifyInstance, deps: Deps): void {
       maxOutputTokens: 0,
       stream: false,
       startedAt: deps.clock.now(),
-    });
-    if (!opened.ok) throw insufficientBalance(opened);
-    const meter = opened.meter;
+    };
+    const meter = await admitAndHold(deps, reply, ctx, holdTokens);
     const base = { promptTokens: inputTokens, completionTokens: 0 };
     let answer: EmbeddingList;
     try {

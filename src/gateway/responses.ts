@@ -37,11 +37,15 @@ const SCHEMA = {
 export function registerResponses(app: FastifyInstance, serve: ChatPipeline): void {
   typed(app).post('/responses', { schema: SCHEMA, ...passThrough }, async (request, reply) => {
     const body: Static<typeof ResponsesBody> & ResponsesRequest = request.body;
-    return serve(request, reply, body.model, (route): Exchange<unknown, unknown> =>
-      // A sandbox key's route is the simulator's, which is served by translation.
-      route.model.responses_api && route.backend.responses
-        ? passthrough(route, body, request.id)
-        : overChat(route, toChatRequest(body), responses(request.id, body)),
+    return serve(
+      request,
+      reply,
+      body.model,
+      (route): Exchange<unknown, unknown> =>
+        // A sandbox key's route is the simulator's, which is served by translation.
+        route.model.responses_api && route.backend.responses
+          ? passthrough(route, body, request.id)
+          : overChat(route, toChatRequest(body), responses(request.id, body)),
     );
   });
 }

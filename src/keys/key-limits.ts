@@ -53,7 +53,8 @@ export function limitColumns(change: Partial<KeyLimits>): Partial<LimitColumns> 
   }
   // A period not given stays as it was; none at all is a limit in total.
   if (change.spend_period !== undefined && change.spend_period !== null && columns.spend_limit_micros !== null) {
-    if (!SPEND_PERIODS.includes(change.spend_period)) throw invalid('spend_period', `spend_period must be one of ${SPEND_PERIODS.join(', ')}.`);
+    if (!SPEND_PERIODS.includes(change.spend_period))
+      throw invalid('spend_period', `spend_period must be one of ${SPEND_PERIODS.join(', ')}.`);
     columns.spend_period = change.spend_period;
   }
   if (change.models !== undefined) {
@@ -64,7 +65,8 @@ export function limitColumns(change: Partial<KeyLimits>): Partial<LimitColumns> 
         throw invalid('models', `models must list 1 to ${MAX_MODELS} model ids, or be null for every model.`);
       }
       for (const m of models) {
-        if (typeof m !== 'string' || m.length < 1 || m.length > MAX_MODEL_ID) throw invalid('models', `Each model id must be 1 to ${MAX_MODEL_ID} characters.`);
+        if (typeof m !== 'string' || m.length < 1 || m.length > MAX_MODEL_ID)
+          throw invalid('models', `Each model id must be 1 to ${MAX_MODEL_ID} characters.`);
       }
       columns.models = JSON.stringify([...new Set(models)]);
     }

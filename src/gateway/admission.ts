@@ -1,0 +1,70 @@
+// A model request admitted under its key's rate limits (requests and tokens per minute, requests
+// at once), before anything is held: the OpenAI x-ratelimit-* headers on the answer, whatever it
+// is, and a 429 with Retry-After when a limit is reached. Then its worst case held (a 402 when the
+// balance or the key's spend limit does not cover it); the admission is finished when the
+// request's meter closes (its tokens corrected to what it used).
+import type { FastifyReply } from 'fastify';
+import { Meter, type MeterContext } from '../billing/metered-request.ts';
+import type { ApiKeyRow } from '../db/schema.ts';
+import type { Deps } from '../deps.ts';
+import { ApiError } from '../errors.ts';
+import { type Admitted, hasRateLimits, type LimitName, type RateLimitedKey, rateLimitHeaders } from '../limits/rate-limiter.ts';
+import { insufficientBalance } from './chat-errors.ts';
+
+const refusal = (key: RateLimitedKey, limit: LimitName): string => {
+  if (limit === 'requests') return `Rate limit reached: this API key may make ${key.rpm} requests per minute.`;
+  if (limit === 'tokens') {
+    return `Rate limit reached: this API key may use ${key.tpm} tokens per minute (a request counts its prompt and its output limit until it ends, then what it used).`;
+  }
+  return `Rate limit reached: this API key may have ${key.max_concurrency} requests in progress at once.`;
+};
+
+/**
+ * Admits the request and holds its worst case (`worstTokens`: its prompt and output limit, for
+ * the tokens per minute). The meter it answers with finishes the admission when it closes.
+ */
+export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterContext, worstTokens: number): Promise<Meter> {
+  const admitted = await admit(deps, reply, ctx.auth.key, worstTokens);
+  const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
+  let opened: Awaited<ReturnType<typeof Meter.open>>;
+  try {
+    opened = await Meter.open(meterDeps, { ...ctx, release: admitted?.finish });
+  } catch (err) {
+    admitted?.finish(0);
+    throw err;
+  }
+  if (!opened.ok) {
+    admitted?.finish(0);
+    throw insufficientBalance(opened);
+  }
+  return opened.meter;
+}
+
+async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstTokens: number): Promise<Admitted | null> {
+  if (!hasRateLimits(key)) return null;
+  if (key.tpm !== null && worstTokens > key.tpm) {
+    // It would never fit in a minute: waiting is no help, so it is not a 429 a client would retry.
+    throw new ApiError('invalid_request', {
+      param: 'max_tokens',
+      message: `This request may use ${worstTokens} tokens (its prompt and its output limit), more than this API key's ${key.tpm} tokens per minute. Set a lower max_tokens.`,
+    });
+  }
+  const admitted = await deps.limiter.admit(key, worstTokens, deps.clock.now());
+  for (const [name, value] of Object.entries(rateLimitHeaders(key, admitted.state))) reply.raw.setHeader(name, value);
+  if (!admitted.ok) {
+    const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
+    throw new ApiError('rate_limited', {
+      message: `${refusal(key, admitted.limit)} Retry after ${seconds} s.`,
+      headers: { 'retry-after': String(seconds), 'retry-after-ms': String(Math.max(0, Math.ceil(admitted.retryAfterMs))) },
+      details: { limit: admitted.limit },
+    });
+  }
+  return admitted;
+}
+
+/** The x-ratelimit-* headers of a /v1 answer that is not a model call (the key's counters as they are). */
+export async function showRateLimits(deps: Deps, reply: FastifyReply, key: ApiKeyRow): Promise<void> {
+  if (key.rpm === null && key.tpm === null) return;
+  const state = await deps.limiter.peek(key, deps.clock.now());
+  for (const [name, value] of Object.entries(rateLimitHeaders(key, state))) reply.raw.setHeader(name, value);
+}
