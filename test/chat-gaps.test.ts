@@ -55,14 +55,21 @@ describe('n, the output limit field and model ids with a slash, behind an openai
     assert.equal(mock.requests.length, seen + 1, 'the refused request never reached the upstream');
   });
 
-  test('a limit the client set goes upstream as set; none set goes as max_completion_tokens, or max_tokens where the model says', async () => {
+  test("one output limit goes upstream, the one the hold covers, in the field the model's upstream knows", async () => {
     const { client } = await clientFor(100);
+    const sent = () => [mock.requests.at(-1)?.body.max_tokens, mock.requests.at(-1)?.body.max_completion_tokens];
     await client.chat.completions.create({ model: 'bizora', messages, max_tokens: 33 });
-    assert.deepEqual([mock.requests.at(-1)?.body.max_tokens, mock.requests.at(-1)?.body.max_completion_tokens], [33, undefined]);
+    assert.deepEqual(sent(), [undefined, 33]);
     await client.chat.completions.create({ model: 'bizora', messages });
-    assert.deepEqual([mock.requests.at(-1)?.body.max_tokens, mock.requests.at(-1)?.body.max_completion_tokens], [undefined, 1000]);
+    assert.deepEqual(sent(), [undefined, 1000]);
     await client.chat.completions.create({ model: 'legacy', messages });
-    assert.deepEqual([mock.requests.at(-1)?.body.max_tokens, mock.requests.at(-1)?.body.max_completion_tokens], [1000, undefined]);
+    assert.deepEqual(sent(), [1000, undefined]);
+    // An upstream that knows only max_tokens gets the client's max_completion_tokens in it.
+    await client.chat.completions.create({ model: 'legacy', messages, max_completion_tokens: 16 });
+    assert.deepEqual(sent(), [16, undefined]);
+    // Both set: the hold covers max_completion_tokens, and only that goes.
+    await client.chat.completions.create({ model: 'bizora', messages, max_completion_tokens: 1, max_tokens: 900 });
+    assert.deepEqual(sent(), [undefined, 1]);
   });
 
   test('a model id with a slash: listed, retrieved encoded or not (the SDKs encode it), and served', async () => {

@@ -240,6 +240,24 @@ describe('the Responses API over an upstream that speaks chat completions only',
   });
 });
 
+describe('the Responses API over an upstream that answers badly', () => {
+  test('tool_calls of [null] are dropped: the answer is its text, billed, never a 500 after the charge', async () => {
+    const mock = await startMockUpstream();
+    const h = await startHarness('sqlite', { models: [testModel({ backend: 'openai-compatible', upstream_url: mock.url })] });
+    try {
+      const account = await h.newAccount({ cents: 1_000 });
+      const client = new OpenAI({ apiKey: (await h.newKey(account.id)).key, baseURL: h.baseURL, maxRetries: 0 });
+      const r = await client.responses.create({ model: 'bizora', input: 'mock:null-tool-call' });
+      assert.equal(r.output_text, WORDS.join(''));
+      assert.ok((r.usage as unknown as { cost_cents: number }).cost_cents > 0);
+      await assertBooksBalance(h);
+    } finally {
+      await h.close();
+      await mock.close();
+    }
+  });
+});
+
 describe('the Responses API passed through to an upstream that serves it (responses_api)', () => {
   let h: Harness;
   let mock: MockUpstream;
@@ -269,8 +287,15 @@ describe('the Responses API passed through to an upstream that serves it (respon
     const before = await h.balanceMicros(accountId);
     const params = {
       model: 'bizora',
-      input: [{ role: 'user' as const, content: [{ type: 'input_text' as const, text: 'Search the web for news.' }] }],
-      tools: [{ type: 'web_search' as const }],
+      input: [
+        {
+          role: 'user' as const,
+          content: [
+            { type: 'input_text' as const, text: 'Summarise this file.' },
+            { type: 'input_file' as const, file_url: 'https://example.com/report.pdf' },
+          ],
+        },
+      ],
       reasoning: { effort: 'low' as const },
       include: ['reasoning.encrypted_content' as const],
       metadata: { run: '2' },
@@ -358,6 +383,30 @@ describe('the Responses API passed through to an upstream that serves it (respon
     );
     assert.deepEqual(seen, ['response.created']);
     assert.equal((await h.balanceMicros(accountId)).balance, before.balance);
+  });
+
+  test('what cannot be billed, or is the upstream account’s own, is a 400 and never goes upstream; the hold covers the whole context', async () => {
+    const asked = mock.requests.length;
+    const refused = async (params: Record<string, unknown>, param: string) => {
+      const res = await fetch(`${h.baseURL}/responses`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'bizora', input: 'x', ...params }),
+      });
+      const { error } = (await res.json()) as { error: { param: string; type: string } };
+      assert.deepEqual([res.status, error.type, error.param], [400, 'invalid_request_error', param]);
+    };
+    await refused({ tools: [{ type: 'web_search' }] }, 'tools[0].type');
+    await refused({ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0].type');
+    await refused({ input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'file-123' }] }] }, 'input[0].content[0].file_id');
+    await refused({ conversation: 'conv_1' }, 'conversation');
+    await refused({ service_tier: 'priority' }, 'service_tier');
+    await refused({ background: true }, 'background');
+    assert.equal(mock.requests.length, asked);
+    // Five cents cover this prompt, but not the model's whole context window at its input price.
+    const poor = await h.newAccount({ cents: 5 });
+    const poorClient = new OpenAI({ apiKey: (await h.newKey(poor.id)).key, baseURL: h.baseURL, maxRetries: 0 });
+    await assert.rejects(poorClient.responses.create({ model: 'bizora', input: 'hi' }), { status: 402 });
   });
 
   test('responses are not stored here either (store: true is a 400); an sk_test_ key is served by the simulator', async () => {

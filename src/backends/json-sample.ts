@@ -3,11 +3,14 @@
 // what OpenAI's structured outputs accept and what zod and the SDKs generate: types (also as
 // lists with "null"), properties and required, items and prefixItems, enum and const, anyOf /
 // oneOf / allOf, $ref into $defs or definitions, string formats and lengths, number bounds.
-// Bounded: at most MAX_NODES schema nodes are visited and MAX_DEPTH levels descended, whatever the
-// schema (a recursive $ref ends in null where the schema allows it, else in an empty value).
+// Bounded: at most MAX_NODES schema nodes are visited (allOf's parts among them), MAX_DEPTH levels
+// descended and MAX_CHARS characters of values made, whatever the schema (a recursive $ref ends
+// in null where the schema allows it, else in an empty value); each node's $ref is resolved and
+// each const measured once, however often it is visited. Linear in the schema.
 
 const MAX_NODES = 2_000;
 const MAX_DEPTH = 12;
+const MAX_CHARS = 64 * 1024;
 
 export type SampleSource = {
   /** Text to draw strings from (the answer the simulator would have written). */
@@ -22,15 +25,34 @@ const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v =
 
 export function sampleJson(schema: unknown, source: SampleSource): unknown {
   let visited = 0;
+  let chars = 0;
   const root = isObject(schema) ? schema : {};
+  const resolved = new WeakMap<object, Record<string, unknown>>();
+  const sizes = new WeakMap<object, number>();
+  const spent = () => visited > MAX_NODES || chars > MAX_CHARS;
 
   function resolve(s: Record<string, unknown>): Record<string, unknown> {
     const ref = s.$ref;
     if (typeof ref !== 'string' || !ref.startsWith('#/')) return s;
+    const known = resolved.get(s);
+    if (known) return known;
     let target: unknown = root;
     for (const part of ref.slice(2).split('/'))
       target = isObject(target) ? target[part.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
-    return isObject(target) ? { ...target, ...Object.fromEntries(Object.entries(s).filter(([k]) => k !== '$ref')) } : {};
+    const out = isObject(target) ? { ...target, ...Object.fromEntries(Object.entries(s).filter(([k]) => k !== '$ref')) } : {};
+    resolved.set(s, out);
+    return out;
+  }
+
+  /** A fixed value (const, enum), if the characters it adds are still within MAX_CHARS. */
+  function fixed(s: Record<string, unknown>, v: unknown): unknown {
+    let size = sizes.get(s);
+    if (size === undefined) {
+      size = JSON.stringify(v)?.length ?? 0;
+      sizes.set(s, size);
+    }
+    chars += size;
+    return chars > MAX_CHARS ? null : v;
   }
 
   function typeOf(s: Record<string, unknown>): string | undefined {
@@ -49,12 +71,14 @@ export function sampleJson(schema: unknown, source: SampleSource): unknown {
   }
 
   function value(schemaNode: unknown, name: string, depth: number): unknown {
-    if (++visited > MAX_NODES || schemaNode === false) return null;
+    ++visited;
+    chars += 4;
+    if (spent() || schemaNode === false) return null;
     if (!isObject(schemaNode)) return text(name, {});
     const s = resolve(schemaNode);
     if (depth > MAX_DEPTH) return allowsNull(s) ? null : emptyOf(typeOf(s));
-    if ('const' in s) return s.const;
-    if (Array.isArray(s.enum) && s.enum.length) return s.enum[0];
+    if ('const' in s) return fixed(s, s.const);
+    if (Array.isArray(s.enum) && s.enum.length) return fixed(s, s.enum[0]);
     const alternatives = (s.anyOf ?? s.oneOf) as unknown;
     if (Array.isArray(alternatives) && alternatives.length) {
       const pick = alternatives.find((a) => !(isObject(a) && a.type === 'null')) ?? alternatives[0];
@@ -63,12 +87,15 @@ export function sampleJson(schema: unknown, source: SampleSource): unknown {
     if (Array.isArray(s.allOf) && s.allOf.length) {
       // The parts' object properties together (what allOf of objects means in practice).
       const merged: Record<string, unknown> = {};
+      const properties: Record<string, unknown> = {};
       for (const part of s.allOf) {
+        if (++visited > MAX_NODES) break;
         if (!isObject(part)) continue;
         const p = resolve(part);
-        if (isObject(p.properties)) merged.properties = { ...(merged.properties as object), ...p.properties };
+        if (isObject(p.properties)) Object.assign(properties, p.properties);
         else Object.assign(merged, p);
       }
+      if (Object.keys(properties).length) merged.properties = properties;
       return value({ ...s, ...merged, allOf: undefined }, name, depth + 1);
     }
     switch (typeOf(s)) {
@@ -94,7 +121,8 @@ export function sampleJson(schema: unknown, source: SampleSource): unknown {
     const properties = isObject(s.properties) ? s.properties : {};
     // Every listed property: structured outputs require them all, and listed ones are always allowed.
     for (const [k, v] of Object.entries(properties)) {
-      if (visited > MAX_NODES) break;
+      if (spent()) break;
+      chars += k.length;
       out[k] = value(v, k, depth + 1);
     }
     return out;
@@ -109,7 +137,7 @@ export function sampleJson(schema: unknown, source: SampleSource): unknown {
     const wanted = depth >= MAX_DEPTH / 2 ? min : Math.max(min, prefix.length, 1);
     const n = Math.min(wanted, max, Math.max(16, Math.min(min, 256)));
     const out: unknown[] = [];
-    for (let i = 0; i < n && visited <= MAX_NODES; i++) out.push(value(i < prefix.length ? prefix[i] : (s.items ?? {}), name, depth + 1));
+    for (let i = 0; i < n && !spent(); i++) out.push(value(i < prefix.length ? prefix[i] : (s.items ?? {}), name, depth + 1));
     return out;
   }
 
@@ -145,6 +173,7 @@ export function sampleJson(schema: unknown, source: SampleSource): unknown {
     const max = typeof s.maxLength === 'number' ? s.maxLength : undefined;
     if (out.length < min) out = out.padEnd(Math.min(min, 10_000), '.');
     if (max !== undefined && [...out].length > max) out = [...out].slice(0, max).join('');
+    chars += out.length;
     return out;
   }
 

@@ -220,8 +220,10 @@ function chatEvent(event: EventSourceMessage): ChatChunk | typeof DONE {
 }
 
 /** A Responses API stream event; its `error` event and response.failed are the upstream failing mid-stream. */
-function responsesEvent(event: EventSourceMessage): ResponsesEvent | typeof DONE {
-  if (event.data === '[DONE]') return DONE;
+function responsesEvent(event: EventSourceMessage): ResponsesEvent {
+  // A Responses stream ends with its response.completed; a [DONE] before it is a stream cut short.
+  if (event.data === '[DONE]')
+    throw new ApiError('upstream_error', { message: 'The model backend ended the stream before the response was complete.' });
   const parsed = normaliseResponsesEvent(parseEvent(event.data));
   if (parsed.type === 'error') throw answeredError({ error: parsed.error ?? parsed }, 'The model backend failed mid-stream');
   if (parsed.type === 'response.failed') throw answeredError({ error: parsed.response?.error ?? {} }, 'The model backend failed');

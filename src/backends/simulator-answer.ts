@@ -4,7 +4,7 @@
 // tool the prompt mentions by name or description, required and a named tool always call), cut
 // at a stop sequence and at max_tokens, n of them; with logprobs when asked. Every piece of work
 // here is bounded: only the start of the conversation's texts is read.
-import { o200k } from '../lib/tokens.ts';
+import { countText, firstTokens, o200k } from '../lib/tokens.ts';
 import type { ChatMessage, ChatRequest } from './backend.ts';
 import { sampleJson } from './json-sample.ts';
 
@@ -160,9 +160,19 @@ export function logprobsOf(tokens: readonly number[], top: number): LogprobToken
   });
 }
 
-/** The simulator's n answers to a request, each limited to maxTokens tokens. */
-export function simulateChoices(request: ChatRequest, maxTokens: number | null, hash: number): SimulatedChoice[] {
+/**
+ * The most tokens the simulator writes for one request, across its choices (fewer with logprobs,
+ * which are some twenty times the answer): a free sandbox key cannot make it build hundreds of
+ * megabytes. Each choice gets its share, within the request's own limit.
+ */
+export const SIMULATED_TOKENS = 16_384;
+const SIMULATED_TOKENS_WITH_LOGPROBS = 4_096;
+
+/** The simulator's n answers to a request, each limited to maxTokens tokens (and its share of SIMULATED_TOKENS). */
+export function simulateChoices(request: ChatRequest, requestedMax: number | null, hash: number): SimulatedChoice[] {
   const n = typeof request.n === 'number' && request.n > 1 ? Math.min(request.n, 128) : 1;
+  const budget = Math.max(1, Math.floor((request.logprobs === true ? SIMULATED_TOKENS_WITH_LOGPROBS : SIMULATED_TOKENS) / n));
+  const maxTokens = requestedMax === null ? budget : Math.min(requestedMax, budget);
   const said = lastUserText(request.messages);
   const subject = subjectOf(said);
   const tool = toolToCall(request, offeredTools(request), said);
@@ -173,19 +183,20 @@ export function simulateChoices(request: ChatRequest, maxTokens: number | null, 
     const h = i === 0 ? hash : fnv1a(String(i), hash);
     if (tool) {
       const args = JSON.stringify(sampleJson(tool.parameters, { text: said.slice(0, 80), subject, hash: h }));
-      const limited = limit(args, maxTokens === null ? null : Math.max(0, maxTokens - o200k.encode(tool.name).length));
+      const nameTokens = countText(tool.name);
+      const limited = firstTokens(args, maxTokens === null ? null : Math.max(0, maxTokens - nameTokens));
       choices.push({
         content: null,
         toolCalls: [{ id: `call_sim${h.toString(36)}`, type: 'function', function: { name: tool.name, arguments: limited.text } }],
         finishReason: limited.truncated ? 'length' : 'tool_calls',
-        tokens: o200k.encode(tool.name).length + limited.tokens.length,
+        tokens: nameTokens + limited.tokens.length,
         logprobs: undefined,
       });
       continue;
     }
     const composed = formatted(request, composeText(request, h, said), h, subject);
     const stopped = cutAtStop(composed, request.stop);
-    const limited = limit(stopped.text, maxTokens);
+    const limited = firstTokens(stopped.text, maxTokens);
     choices.push({
       content: limited.text,
       toolCalls: undefined,
@@ -195,12 +206,4 @@ export function simulateChoices(request: ChatRequest, maxTokens: number | null, 
     });
   }
   return choices;
-}
-
-/** The text limited to maxTokens tokens, its tokens, and whether it was cut. */
-function limit(text: string, maxTokens: number | null): { text: string; tokens: number[]; truncated: boolean } {
-  const tokens = o200k.encode(text);
-  if (maxTokens === null || tokens.length <= maxTokens) return { text, tokens, truncated: false };
-  const kept = tokens.slice(0, maxTokens);
-  return { text: o200k.decode(kept), tokens: kept, truncated: true };
 }

@@ -39,6 +39,15 @@ const finishReason = (v: unknown): string | null => (typeof v === 'string' ? v :
 
 const indexOr = (v: unknown, position: number): number => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : position);
 
+/** Tool calls as the SDKs read them: a list of objects, each with a function object (others dropped). */
+function toolCalls(holder: Obj): void {
+  const calls = holder.tool_calls;
+  if (calls === undefined || calls === null) return;
+  if (!Array.isArray(calls)) throw malformed('tool calls that are not a list');
+  if (calls.every((c) => isObject(c) && (c.function === undefined || isObject(c.function)))) return;
+  holder.tool_calls = calls.filter((c) => isObject(c) && (c.function === undefined || isObject(c.function)));
+}
+
 const malformed = (what: string) => new ApiError('upstream_error', { message: `The model backend sent a malformed answer (${what}).` });
 
 /** A complete JSON answer; throws a 502 unless every choice is an object with a message. */
@@ -53,6 +62,7 @@ export function normaliseCompletion(raw: unknown): ChatCompletion {
     if (!isContent(message.content)) throw malformed('message content is neither text nor null');
     if (typeof message.role !== 'string') message.role = 'assistant';
     message.content ??= null;
+    toolCalls(message);
     c.index = indexOr(c.index, i);
     c.finish_reason = finishReason(c.finish_reason);
   }
@@ -77,6 +87,7 @@ export function normaliseChunk(raw: unknown): ChatChunk {
     }
     if (!isObject(c.delta)) c.delta = {};
     if (!isContent((c.delta as Obj).content)) throw malformed('delta content is neither text nor null');
+    toolCalls(c.delta as Obj);
     c.index = indexOr(c.index, i);
     c.finish_reason = finishReason(c.finish_reason);
   }

@@ -61,6 +61,8 @@ export type Answer<J, S> = { kind: 'json'; body: J } | { kind: 'stream'; items: 
 export type Exchange<J, S> = {
   /** The request as chat completions: its limits and its hold are decided on it. */
   chat: ChatRequest;
+  /** The hold covers the model's whole context window as the prompt, not the prompt counted. */
+  holdsWholeContext?: boolean;
   stream: boolean;
   call(backend: { signal: AbortSignal; perChoice: number; promptTokens: number }): Promise<Answer<J, S>>;
   /** What a complete answer tells the bill, and the body sent for it. */
@@ -113,7 +115,7 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     const limits = await checkLimits(exchange.chat, route, exchange.params);
     // Watch for the client leaving from here on: a client gone during the hold is not sent upstream.
     const lifetime = new RequestLifetime(reply.raw, deps.config.upstreamTimeoutMs, deps.inFlight);
-    const meter = await holdWorstCase(reply, auth, route, limits, exchange.stream);
+    const meter = await holdWorstCase(reply, auth, route, limits, exchange);
     // Whatever path this request takes, the meter is closed before the handler returns; a
     // failure no path foresaw closes it unbilled at once rather than leaving the hold to expire.
     try {
@@ -134,18 +136,25 @@ export function chatPipeline(deps: Deps): ChatPipeline {
   };
 
   /** The request admitted under its key's rate limits, and its worst case held (a 429 or a 402 when not). */
-  function holdWorstCase(reply: FastifyReply, auth: AuthContext, route: ModelRoute, limits: ChatLimits, stream: boolean) {
+  function holdWorstCase(
+    reply: FastifyReply,
+    auth: AuthContext,
+    route: ModelRoute,
+    limits: ChatLimits,
+    exchange: Exchange<unknown, unknown>,
+  ) {
+    const prompt = exchange.holdsWholeContext ? route.model.context_window : limits.promptTokens;
     const ctx = {
       auth,
       model: route.model,
       backendKind: route.backend.kind,
       requestId: reply.request.id,
-      promptTokens: limits.promptTokens,
+      promptTokens: prompt,
       maxOutputTokens: limits.maxOutput,
-      stream,
+      stream: exchange.stream,
       startedAt: deps.clock.now(),
     };
-    return admitAndHold(deps, reply, ctx, limits.promptTokens + limits.maxOutput);
+    return admitAndHold(deps, reply, ctx, prompt + limits.maxOutput);
   }
 
   async function answer<J, S>(exchange: Exchange<J, S>, limits: ChatLimits, meter: Meter, lifetime: RequestLifetime, reply: FastifyReply) {

@@ -40,12 +40,15 @@ export async function checkLimits(body: ChatRequest, route: ModelRoute, names?: 
 }
 
 /**
- * What the backend is asked: its own model name, an output limit our hold covers (in the field the
- * model's upstream wants, when the client set none), usage in streams.
+ * What the backend is asked: its own model name, usage in streams, and exactly one output limit,
+ * the one the hold covers, in the field the model's upstream wants (whichever field the client
+ * used: an upstream ignores the one it does not know, and would then write past the hold).
  */
 export function upstreamRequest(body: ChatRequest, route: ModelRoute, perChoice: number, stream: boolean): ChatRequest {
   const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
-  if (req.max_completion_tokens == null && req.max_tokens == null) req[route.model.max_tokens_field] = perChoice;
+  delete req.max_tokens;
+  delete req.max_completion_tokens;
+  req[route.model.max_tokens_field] = perChoice;
   if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
   return req;
 }

@@ -1,10 +1,11 @@
 // POST /v1/responses for a model whose upstream serves the Responses API itself (the model's
 // `responses_api`): the request is passed on as the client sent it (its own model name, an output
 // limit the hold covers, store: false), and the upstream's Response or events are passed back
-// with our response id, the model as the client named it, and our cost in the usage. Held and
-// billed like every chat request: the limits and the hold are decided on the request made into
-// chat completions (or, when it uses what only the Responses API has, on its text), the bill on
-// the upstream's usage (a stream cut short: the prompt plus what was produced).
+// with our response id, the model as the client named it, and our cost in the usage. Only what
+// can be billed goes: hosted tools, the upstream account's stored objects and other service tiers
+// are a 400. Held like every chat request, but for the whole context window (what the upstream
+// reads of files or reasoning items is more than the text shows), billed at the upstream's usage
+// (a stream cut short: the prompt, counted from the request, plus what was produced).
 import type { ResponseBody, ResponsesEvent, Usage } from '../backends/backend.ts';
 import type { ModelRoute } from '../backends/model-registry.ts';
 import { ApiError } from '../errors.ts';
@@ -17,15 +18,69 @@ import type { SseWriter } from './sse.ts';
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const refused = (param: string, message: string) => new ApiError('invalid_request', { param, message });
+
+/** The path of the first field named one of `names` anywhere in `value` (walked once, without recursion). */
+function findField(value: unknown, names: ReadonlySet<string>, at: string): string | null {
+  const stack: Array<[unknown, string]> = [[value, at]];
+  while (stack.length) {
+    const [v, path] = stack.pop() as [unknown, string];
+    if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}[${i}]`]);
+    else if (isObject(v))
+      for (const [k, child] of Object.entries(v)) {
+        if (names.has(k) && child !== null && child !== undefined) return `${path}.${k}`;
+        stack.push([child, `${path}.${k}`]);
+      }
+  }
+  return null;
+}
+
+// What refers to the upstream account's own stores (its files, vector stores, containers,
+// conversations, prompts, stored items): a caller here must not reach them.
+const STORED = new Set(['file_id', 'vector_store_ids', 'container', 'conversation', 'prompt']);
+
+/**
+ * What is passed on is what can be billed, and nothing of the upstream account's own: hosted
+ * tools (their per-call fees are not in the usage), stored objects by id, other service tiers
+ * (priced differently) and background runs (which need storing) are a 400 that says so.
+ */
+function refuseUnbillable(body: ResponsesRequest): void {
+  refuseStored(body);
+  for (const [i, tool] of (body.tools ?? []).entries()) {
+    if (!isObject(tool) || tool.type !== 'function') {
+      throw refused(
+        `tools[${i}].type`,
+        'Only function tools are served here: hosted tools (web search, file search, code interpreter …) have fees this server does not bill.',
+      );
+    }
+  }
+  const ref = Array.isArray(body.input) ? body.input.findIndex((item) => isObject(item) && item.type === 'item_reference') : -1;
+  if (ref >= 0)
+    throw refused(
+      `input[${ref}].type`,
+      'An item_reference needs responses stored by the server, which this server does not do: send the items themselves.',
+    );
+  const stored = findField({ input: body.input, conversation: body.conversation, prompt: body.prompt }, STORED, 'body');
+  if (stored)
+    throw refused(
+      stored.replace(/^body\./, ''),
+      'Stored objects (files, vector stores, containers, conversations, prompts) are not reachable through this server: send the content itself.',
+    );
+  if (body.service_tier != null && body.service_tier !== 'auto' && body.service_tier !== 'default') {
+    throw refused('service_tier', 'Only the default service tier is served here.');
+  }
+  if (body.background === true) throw refused('background', 'Background responses need storing, which this server does not do.');
+}
+
 /** The request as chat completions, for its limits: translated, or its text when it cannot be. */
 function asChat(body: ResponsesRequest) {
-  refuseStored(body);
+  refuseUnbillable(body);
   try {
     return toChatRequest(body);
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
-    // Built-in tools, file inputs, reasoning items … are the upstream's to read; their JSON text
-    // counts at least as many tokens as the model will read of them.
+    // Reasoning items, file inputs … are the upstream's to read; their JSON text counts at least
+    // as many tokens as the model will read of most of them (and the hold covers the whole context).
     const text = JSON.stringify([body.instructions ?? '', body.input, body.tools ?? []]);
     return { model: body.model, messages: [{ role: 'user', content: text }], max_completion_tokens: body.max_output_tokens ?? null };
   }
@@ -70,8 +125,6 @@ const billedUsage = (upstream: ResponseBody['usage'], usage: Usage & { cost_cent
   cost_cents: usage.cost_cents,
 });
 
-const PRODUCING_DELTAS = new Set(['response.output_text.delta', 'response.refusal.delta', 'response.function_call_arguments.delta']);
-
 export function passthrough(route: ModelRoute, body: ResponsesRequest, requestId: string): Exchange<ResponseBody, ResponsesEvent> {
   const responses = route.backend.responses?.bind(route.backend);
   if (!responses) throw new Error(`model ${route.model.id}: its backend does not serve the Responses API`);
@@ -86,6 +139,8 @@ export function passthrough(route: ModelRoute, body: ResponsesRequest, requestId
   return {
     chat: asChat(body),
     stream,
+    // What the upstream reads (files, reasoning items) may be more than the request's text shows.
+    holdsWholeContext: true,
     params: { output: 'max_output_tokens', prompt: 'input' },
     async call({ signal, perChoice }) {
       const request: Obj = { ...body, model: route.model.upstream_model ?? route.model.id, store: false };
@@ -99,7 +154,8 @@ export function passthrough(route: ModelRoute, body: ResponsesRequest, requestId
       return r;
     },
     readItem(event: ResponsesEvent, tally: StreamTally) {
-      if (PRODUCING_DELTAS.has(event.type) && typeof event.delta === 'string') tally.add(event.delta);
+      // Every delta is output the model produced (text, refusals, arguments, reasoning, code …).
+      if (typeof event.delta === 'string' && event.type.endsWith('.delta')) tally.add(event.delta);
       const r = event.response;
       if (!r) return;
       if (Number.isSafeInteger(r.created_at)) tally.created = r.created_at as number;
@@ -114,10 +170,11 @@ export function passthrough(route: ModelRoute, body: ResponsesRequest, requestId
 
 /**
  * The upstream's events as they came, but the last (response.completed or .incomplete), which is
- * held back until the bill is known and then sent with our cost in its usage. Events we add (a
- * failure) continue the upstream's sequence numbers.
+ * held back until the bill is known and then sent with our cost in its usage; every event
+ * numbered in the order it is sent.
  */
 function passedOn(id: string, model: string, ours: (r: ResponseBody) => ResponseBody): StreamEncoder<ResponsesEvent> {
+  // Numbered here, in the order sent: the upstream's numbers are its own.
   let next = 0;
   let last: ResponsesEvent | undefined;
   const send = (sse: SseWriter, event: ResponsesEvent) => {
@@ -127,7 +184,6 @@ function passedOn(id: string, model: string, ours: (r: ResponseBody) => Response
   const bare = (status: string): ResponseBody => ({ id, object: 'response', model, status, output: [], usage: null });
   return {
     chunk(sse, event) {
-      if (Number.isSafeInteger(event.sequence_number)) next = Math.max(next, event.sequence_number as number);
       if (event.response) ours(event.response);
       if (event.type === 'response.completed' || event.type === 'response.incomplete') {
         last = event;

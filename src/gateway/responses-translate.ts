@@ -258,8 +258,16 @@ export function outputOf(answer: ChatCompletion, requestId: string): OutputItem[
   const suffix = requestId.slice('req_'.length);
   const items: OutputItem[] = [];
   const text = typeof message.content === 'string' ? message.content : '';
-  const calls = Array.isArray(message.tool_calls) ? (message.tool_calls as Obj[]) : [];
-  if (text || !calls.length) items.push(messageItem(`msg_${suffix}`, text, 'completed'));
+  const calls = Array.isArray(message.tool_calls) ? (message.tool_calls as unknown[]).filter(isObject) : [];
+  if (typeof message.refusal === 'string' && message.refusal) {
+    items.push({
+      type: 'message',
+      id: `msg_${suffix}`,
+      status: 'completed',
+      role: 'assistant',
+      content: [{ type: 'refusal', refusal: message.refusal }],
+    });
+  } else if (text || !calls.length) items.push(messageItem(`msg_${suffix}`, text, 'completed'));
   for (const [i, tc] of calls.entries()) {
     const fn = isObject(tc.function) ? tc.function : {};
     items.push(functionCallItem(`fc_${suffix}_${i}`, String(tc.id ?? ''), String(fn.name ?? ''), String(fn.arguments ?? ''), 'completed'));

@@ -142,6 +142,21 @@ export const countText = (text: string): number => (text ? countNow([text]) : 0)
  */
 export const countTextWithin = (text: string, limit: number): Promise<number> => (text ? countInSlices([text], limit) : Promise.resolve(0));
 
+/**
+ * The text's first `maxTokens` tokens (all of them when null), encoded segment by segment (see
+ * MAX_RUN) and no further than needed: linear in the text, however it is made.
+ */
+export function firstTokens(text: string, maxTokens: number | null): { text: string; tokens: number[]; truncated: boolean } {
+  const tokens: number[] = [];
+  for (const segment of segments(text)) {
+    for (const t of o200k.encode(segment)) {
+      if (maxTokens !== null && tokens.length >= maxTokens) return { text: o200k.decode(tokens), tokens, truncated: true };
+      tokens.push(t);
+    }
+  }
+  return { text, tokens, truncated: false };
+}
+
 const jsonOf = (v: unknown): string => JSON.stringify(v) ?? '';
 
 function* contentParts(content: unknown): Generator<string | number> {
@@ -163,9 +178,9 @@ function* contentParts(content: unknown): Generator<string | number> {
   }
 }
 
-type PromptBody = { messages: readonly unknown[]; tools?: unknown; functions?: unknown };
+type PromptBody = { messages: readonly unknown[]; tools?: unknown; functions?: unknown; response_format?: unknown };
 
-/** What a chat prompt is counted from: every message's content, name and tool calls, plus tools. */
+/** What a chat prompt is counted from: every message's content, name and tool calls, plus tools and the response format (its schema). */
 function* promptParts(body: PromptBody): Generator<string | number> {
   yield TOKENS_PER_REPLY_PRIMER;
   for (const m of body.messages) {
@@ -182,6 +197,7 @@ function* promptParts(body: PromptBody): Generator<string | number> {
   }
   if (body.tools) yield jsonOf(body.tools);
   if (body.functions) yield jsonOf(body.functions);
+  if (body.response_format) yield jsonOf(body.response_format);
 }
 
 /** Prompt tokens of a chat request, counted at once (the simulator's usage). */

@@ -13,6 +13,7 @@
 //   mock:json-stream      answers a stream request with a complete JSON answer
 //   mock:sse-json         answers a JSON request with a stream
 //   mock:null-choice      JSON: {"choices":[null]} and nothing else; stream: one extra chunk whose choices are [null]
+//   mock:null-tool-call   JSON: a message whose tool_calls are [null]
 //   mock:huge-answer      JSON: an answer of 17 MiB
 // Faults inside an answer, after three words ("Hello from the"; with mock:first, before any):
 //   mock:cut              drops the connection (JSON: half-way through the body)
@@ -221,6 +222,10 @@ export async function startMockUpstream(opts: { promptTokens?: number } = {}): P
         res
           .writeHead(200, { 'content-type': 'text/event-stream' })
           .end(`data: ${JSON.stringify(completion(words.join('')))}\n\ndata: [DONE]\n\n`);
+      } else if (has('null-tool-call')) {
+        const answer = completion(words.join(''));
+        (answer.choices[0]?.message as Record<string, unknown>).tool_calls = [null];
+        json(200, answer);
       } else if (has('null-choice')) {
         json(200, { choices: [null] }); // exactly what the hostile-client pass sent
       } else if (has('huge-answer')) {
