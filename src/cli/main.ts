@@ -10,7 +10,11 @@ import { centsToMicros, floorCents } from '../billing/pricing.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { type Database, openDatabase } from '../db/connection.ts';
 import { migrateToLatest } from '../db/migrations.ts';
-import { createKey, listKeys, normalizeKeyName, revokeKey } from '../keys/key-store.ts';
+import type { SpendPeriod } from '../db/schema.ts';
+import { ApiError } from '../errors.ts';
+import { type KeyLimits, limitColumns, limitsOf, SPEND_PERIODS } from '../keys/key-limits.ts';
+import { createKey, listKeys, normalizeKeyName, type PublicKey, revokeKey, updateKey } from '../keys/key-store.ts';
+import { parseDuration } from '../lib/durations.ts';
 
 class CliError extends Error {}
 
@@ -43,6 +47,102 @@ const positiveCents = (v: string): number => {
     throw new InvalidArgumentError('must be a positive whole number of cents');
   return Number(v);
 };
+
+// Commander keeps no null from an option's parser, so "no limit" is the word none until limitsFrom.
+type None = 'none';
+
+/** A limit flag: a positive whole number, or 0 / "none" for no limit. */
+const limitFlag = (v: string): number | None => {
+  if (v === '0' || v === 'none') return 'none';
+  if (!/^\d{1,10}$/.test(v)) throw new InvalidArgumentError('must be a positive whole number, or 0 / none for no limit');
+  return Number(v);
+};
+
+const spendPeriod = (v: string): SpendPeriod => {
+  if (!(SPEND_PERIODS as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${SPEND_PERIODS.join(', ')}`);
+  return v as SpendPeriod;
+};
+
+const modelList = (v: string): string[] | None =>
+  v === 'none'
+    ? 'none'
+    : v
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean);
+
+const expiresIn = (v: string): number | None => {
+  if (v === 'none') return 'none';
+  const ms = parseDuration(v);
+  if (ms === null || ms === 0) throw new InvalidArgumentError('must be a duration such as 30d, 12h or 90m, or none');
+  return ms;
+};
+
+const orNull = <T>(v: T | None): T | null => (v === 'none' ? null : v);
+
+type LimitFlags = {
+  rpm?: number | None;
+  tpm?: number | None;
+  maxConcurrency?: number | None;
+  spendLimitCents?: number | None;
+  spendPeriod?: SpendPeriod;
+  models?: string[] | None;
+  expiresIn?: number | None;
+};
+
+/** The limit flags of `keys create` and `keys update` (the same in the dashboard and the management API). */
+const withLimitFlags = (c: Command) =>
+  c
+    .option('--rpm <n>', 'requests per minute (0 or none: no limit)', limitFlag)
+    .option('--tpm <n>', 'tokens per minute, each request counted at its prompt and output limit, then at what it used', limitFlag)
+    .option('--max-concurrency <n>', 'requests in progress at once', limitFlag)
+    .option('--spend-limit-cents <n>', 'the most the key may spend per --spend-period', limitFlag)
+    .option('--spend-period <period>', `day, month (UTC) or total (the default)`, spendPeriod)
+    .option('--models <ids>', 'the models the key may call, comma-separated (none: every model)', modelList)
+    .option('--expires-in <duration>', 'the key stops working after this long: 30d, 12h, 90m (none: never)', expiresIn);
+
+/** The limits the flags set (undefined: not given), checked as every surface checks them. */
+function limitsFrom(opts: LimitFlags): Partial<KeyLimits> {
+  const limits: Partial<KeyLimits> = {};
+  if (opts.rpm !== undefined) limits.rpm = orNull(opts.rpm);
+  if (opts.tpm !== undefined) limits.tpm = orNull(opts.tpm);
+  if (opts.maxConcurrency !== undefined) limits.max_concurrency = orNull(opts.maxConcurrency);
+  if (opts.spendLimitCents !== undefined) limits.spend_limit_cents = orNull(opts.spendLimitCents);
+  if (opts.spendPeriod !== undefined) limits.spend_period = opts.spendPeriod;
+  if (opts.models !== undefined) limits.models = orNull(opts.models);
+  try {
+    limitColumns(limits);
+  } catch (err) {
+    throw new CliError(err instanceof ApiError ? err.message : String(err));
+  }
+  return limits;
+}
+
+/** A key as the CLI prints it with --json: its limits and expiry too. */
+const keyJson = (k: PublicKey) => ({
+  id: k.id,
+  name: k.name,
+  preview: k.preview,
+  mode: k.mode,
+  ...limitsOf(k),
+  expires_at: k.expires_at === null ? null : iso(k.expires_at),
+});
+
+/** One line of a key's limits for humans ('' when it has none). */
+function limitsLine(k: PublicKey): string {
+  const l = limitsOf(k);
+  const parts = [
+    l.rpm !== null ? `${l.rpm} rpm` : '',
+    l.tpm !== null ? `${l.tpm} tpm` : '',
+    l.max_concurrency !== null ? `${l.max_concurrency} at once` : '',
+    l.spend_limit_cents !== null
+      ? `spend ${l.spend_limit_cents} cents per ${l.spend_period === 'total' ? 'all time' : l.spend_period}`
+      : '',
+    l.models !== null ? `models ${l.models.join(',')}` : '',
+    k.expires_at !== null ? `expires ${iso(k.expires_at)}` : '',
+  ].filter(Boolean);
+  return parts.join(', ');
+}
 
 const idempotencyKey = (v: string): string => {
   if (!/^[ -~]{1,255}$/.test(v)) throw new InvalidArgumentError('must be 1 to 255 printable ASCII characters');
@@ -168,23 +268,45 @@ export function buildCli(): Command {
 
   const keys = program.command('keys').description('manage API keys');
   json(
-    keys
-      .command('create')
-      .description('create an API key (the key is printed once)')
-      .requiredOption('--account <account>', 'account id or email')
-      .requiredOption('--name <name>', 'a descriptive name')
-      .option('--test', 'a sandbox sk_test_ key (never billed, served by the simulator)'),
-  ).action(async (opts: Out & { account: string; name: string; test?: boolean }) => {
+    withLimitFlags(
+      keys
+        .command('create')
+        .description('create an API key (the key is printed once)')
+        .requiredOption('--account <account>', 'account id or email')
+        .requiredOption('--name <name>', 'a descriptive name')
+        .option('--test', 'a sandbox sk_test_ key (never billed, served by the simulator)'),
+    ),
+  ).action(async (opts: Out & LimitFlags & { account: string; name: string; test?: boolean }) => {
     const name = normalizeKeyName(opts.name);
     if (!name) throw new CliError('--name must be 1 to 100 characters');
+    const limits = limitsFrom(opts);
     await withDb(async (d) => {
       const account = await accountOrFail(d, opts.account);
-      const k = await createKey(d.db, { accountId: account.id, name, mode: opts.test ? 'test' : 'live', now: Date.now() });
+      const now = Date.now();
+      const expiresAt = opts.expiresIn === undefined || opts.expiresIn === 'none' ? null : now + opts.expiresIn;
+      const k = await createKey(d.db, { accountId: account.id, name, mode: opts.test ? 'test' : 'live', now, expiresAt, limits });
+      const line = limitsLine(k);
       print(
         opts,
-        { id: k.id, key: k.key, name: k.name, preview: k.preview },
-        `created ${k.mode} key ${k.id} "${k.name}"\n${k.key}\nCopy it now: it will not be shown again.`,
+        { ...keyJson(k), key: k.key },
+        `created ${k.mode} key ${k.id} "${k.name}"${line ? ` (${line})` : ''}\n${k.key}\nCopy it now: it will not be shown again.`,
       );
+    });
+  });
+  json(
+    withLimitFlags(
+      keys
+        .command('update')
+        .description("change a key's limits or expiry (only the flags given; 0 or none clears one)")
+        .argument('<key_id>', 'the key id (key_…)'),
+    ),
+  ).action(async (keyId: string, opts: Out & LimitFlags) => {
+    const limits = limitsFrom(opts);
+    await withDb(async (d) => {
+      const expiresAt = opts.expiresIn === undefined ? undefined : opts.expiresIn === 'none' ? null : Date.now() + opts.expiresIn;
+      const k = await updateKey(d.db, { keyId, limits, ...(expiresAt !== undefined ? { expiresAt } : {}) });
+      if (!k) throw new CliError(`no key ${keyId}`);
+      print(opts, keyJson(k), `updated ${k.id} (${k.preview}): ${limitsLine(k) || 'no limits'}`);
     });
   });
   json(keys.command('list').description("list an account's keys").requiredOption('--account <account>', 'account id or email')).action(
@@ -199,17 +321,19 @@ export function buildCli(): Command {
           mode: k.mode,
           created: iso(k.created_at),
           last_used: k.last_used_at === null ? null : iso(k.last_used_at),
-          status: k.revoked_at === null ? 'active' : 'revoked',
+          status: k.revoked_at !== null ? 'revoked' : k.expires_at !== null && k.expires_at <= Date.now() ? 'expired' : 'active',
+          ...limitsOf(k),
+          expires_at: k.expires_at === null ? null : iso(k.expires_at),
         }));
         print(
           opts,
           rows,
           rows.length
             ? rows
-                .map(
-                  (r) =>
-                    `${r.id}  ${r.preview}  ${r.mode}  ${r.status.padEnd(7)}  ${r.created}  last used ${r.last_used ?? 'never'}  ${r.name}`,
-                )
+                .map((r, i) => {
+                  const limits = limitsLine(list[i] as PublicKey);
+                  return `${r.id}  ${r.preview}  ${r.mode}  ${r.status.padEnd(7)}  ${r.created}  last used ${r.last_used ?? 'never'}  ${r.name}${limits ? `  (${limits})` : ''}`;
+                })
                 .join('\n')
             : 'no keys',
         );

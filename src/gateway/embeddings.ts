@@ -28,8 +28,7 @@ const SCHEMA = {
   body: EmbeddingsBody,
   response: {
     200: EmbeddingListSchema,
-    // Keys have no model scope yet (issue 13), so no 403 here.
-    ...errorResponses(...MODEL_CALL_ERRORS.filter((c) => c !== 'permission_denied')),
+    ...errorResponses(...MODEL_CALL_ERRORS),
   },
 };
 

@@ -6,11 +6,13 @@ import type { ModelConfig } from '../config.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
+import { allowsModel } from '../keys/key-limits.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import { unixSeconds } from '../lib/clock.ts';
 import { generationView } from '../usage/generation-view.ts';
 import { GenerationQuery, GenerationView } from '../usage/schemas.ts';
 import { findUsage } from '../usage/usage-store.ts';
+import { keyLimitsView } from './key-limits-view.ts';
 import { KeyInfo, ModelList, ModelObject, ModelParams, ModelPathParams } from './schemas.ts';
 
 // Models have no creation date of their own; this is the platform's first release.
@@ -51,7 +53,16 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
     {
       schema: { tags, security, summary: 'The models this server serves', response: { 200: ModelList, ...errorResponses(...KEY_ERRORS) } },
     },
-    async () => ({ object: 'list' as const, data: deps.models.list().map(modelObject) }),
+    async (request) => {
+      const { key } = authOf(request);
+      return {
+        object: 'list' as const,
+        data: deps.models
+          .list()
+          .filter((m) => allowsModel(key, m.id))
+          .map(modelObject),
+      };
+    },
   );
 
   r.get(
@@ -63,10 +74,10 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
         summary: 'One model',
         description: 'An id with a slash in it (`openai/gpt-4o-mini`) may be sent as it is or encoded (`openai%2Fgpt-4o-mini`).',
         params: ModelParams,
-        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found') },
+        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found', 'permission_denied') },
       },
     },
-    async (request) => oneModel(request.params.id),
+    async (request) => oneModel(request.params.id, authOf(request)),
   );
   // An id with a slash ("openai/gpt-4o-mini"), as the Python SDK sends it: unencoded it spans
   // path segments (encoded as %2F, the route above matches it, decoded).
@@ -76,19 +87,21 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
       schema: {
         hide: true,
         params: ModelPathParams,
-        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found', 'uri_too_long') },
+        response: { 200: ModelObject, ...errorResponses(...KEY_ERRORS, 'model_not_found', 'permission_denied', 'uri_too_long') },
       },
     },
     async (request) => {
       const id = request.params['*'];
       // The same bound as any path parameter (Fastify's maxParamLength): a 414, never echoed.
       if (id.length > MAX_MODEL_ID_LENGTH) throw new ApiError('uri_too_long');
-      return oneModel(id);
+      return oneModel(id, authOf(request));
     },
   );
 
-  function oneModel(id: string) {
+  function oneModel(id: string, auth: AuthContext) {
     const model = deps.models.list().find((m) => m.id === id);
+    if (model && !allowsModel(auth.key, id))
+      throw new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${id}'.` });
     if (!model)
       throw new ApiError('model_not_found', {
         param: 'model',
@@ -121,7 +134,7 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
         created: unixSeconds(key.created_at),
         last_used: seconds(key.last_used_at),
         expires_at: seconds(key.expires_at),
-        limits: { rate_limit: null, spend_limit_cents: null },
+        limits: await keyLimitsView(deps, key),
         account: {
           id: account.id,
           balance_cents: cents.balance_cents,

@@ -4,6 +4,7 @@
 import type { ModelRoute } from '../backends/model-registry.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError, type ErrorCode } from '../errors.ts';
+import { allowsModel } from '../keys/key-limits.ts';
 import type { AuthContext } from '../keys/verify.ts';
 
 const WHAT: Record<'chat' | 'embedding', string> = { chat: 'chat completions', embedding: 'embeddings' };
@@ -11,6 +12,9 @@ const WHERE: Record<'chat' | 'embedding', string> = { chat: '/v1/chat/completion
 
 export function modelFor(deps: Deps, modelId: string, auth: AuthContext, kind: 'chat' | 'embedding'): ModelRoute {
   const route = deps.models.resolve(modelId, auth.key.mode);
+  if (route && !allowsModel(auth.key, modelId)) {
+    throw new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${modelId}'.` });
+  }
   if (!route) {
     throw new ApiError('model_not_found', {
       param: 'model',

@@ -55,6 +55,30 @@ export const ModelObject = Type.Object(
 );
 export const ModelList = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelObject) });
 
+const Count = Nullable(Type.Integer({ minimum: 1 }));
+export const KeyLimitsInfo = Type.Object(
+  {
+    rate_limit: Nullable(
+      Type.Object({
+        requests_per_minute: Count,
+        tokens_per_minute: Count,
+        max_concurrency: Count,
+        remaining_requests: Nullable(Type.Integer()),
+        remaining_tokens: Nullable(Type.Integer()),
+        in_flight: Type.Integer(),
+        reset_seconds: Type.Number({ description: 'Until the current one-minute window ends' }),
+      }),
+    ),
+    spend_limit_cents: Nullable(Type.Integer()),
+    spend_period: Nullable(Type.Union([Type.Literal('day'), Type.Literal('month'), Type.Literal('total')])),
+    spend_remaining_cents: Nullable(
+      Type.Integer({ description: 'Of the spend limit, in the current period: what it spent and holds taken off, rounded down' }),
+    ),
+    models: Nullable(Type.Array(Type.String(), { description: 'The models the key may call; null: every model' })),
+  },
+  { title: 'KeyLimits' },
+);
+
 export const KeyInfo = Type.Object(
   {
     object: Type.Literal('api_key'),
@@ -65,7 +89,7 @@ export const KeyInfo = Type.Object(
     created: Type.Integer({ description: 'Unix seconds' }),
     last_used: Nullable(Type.Integer()),
     expires_at: Nullable(Type.Integer()),
-    limits: Type.Object({ rate_limit: Type.Null(), spend_limit_cents: Type.Null() }),
+    limits: KeyLimitsInfo,
     account: Type.Object({ id: Type.String(), balance_cents: Type.Integer(), available_balance_cents: Type.Integer() }),
   },
   { title: 'Key' },

@@ -4,6 +4,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.ts';
 import { authenticate } from '../keys/verify.ts';
+import { showRateLimits } from './admission.ts';
 import { chatPipeline, registerChatCompletions } from './chat-completions.ts';
 import { registerEmbeddings } from './embeddings.ts';
 import { registerInfoRoutes } from './info-routes.ts';
@@ -28,9 +29,11 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
       strictPreflight: false,
     });
   }
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
+    // Every answer to a key with rate limits says where it stands (a model call, once admitted, says it again).
+    await showRateLimits(deps, reply, request.auth.key);
   });
   const serveChat = chatPipeline(deps);
   registerChatCompletions(app, serveChat);
