@@ -169,6 +169,22 @@ for (const kind of testDatabaseKinds()) {
       assert.match(human.stdout, /50000 tpm, 3 at once, spend 40 cents per month/);
     });
 
+    test('keys rotate prints the new secret once; the old one works for --grace; --grace 0 ends it at once', async () => {
+      const acct = await h.newAccount({ cents: 100 });
+      const { id, key } = await h.newKey(acct.id);
+      const status = async (k: string) => (await fetch(`${h.baseURL}/models`, { headers: { authorization: `Bearer ${k}` } })).status;
+      const r = await json<{ id: string; key: string; previous_valid_until: string | null }>('keys', 'rotate', id, '--grace', '2h');
+      assert.deepEqual(Object.keys(r).sort(), ['id', 'key', 'previous_valid_until']);
+      assert.equal(r.id, id);
+      assert.ok(r.previous_valid_until && Math.abs(Date.parse(r.previous_valid_until) - Date.now() - 2 * 3_600_000) < 60_000);
+      assert.deepEqual([await status(key), await status(r.key)], [200, 200]);
+      const again = await json<{ key: string; previous_valid_until: string | null }>('keys', 'rotate', id, '--grace', '0');
+      assert.equal(again.previous_valid_until, null);
+      assert.deepEqual([await status(r.key), await status(again.key)], [401, 200]);
+      const missing = await cli('keys', 'rotate', 'key_doesnotexist');
+      assert.notEqual(missing.code, 0);
+    });
+
     onSqliteOnly('prints the key once in human output too', async () => {
       await cli('accounts', 'create', '--email', 'human@example.com');
       const r = await cli('keys', 'create', '--account', 'human@example.com', '--name', 'laptop');

@@ -13,7 +13,7 @@ import { migrateToLatest } from '../db/migrations.ts';
 import type { SpendPeriod } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
 import { type KeyLimits, limitColumns, limitsOf, SPEND_PERIODS } from '../keys/key-limits.ts';
-import { createKey, listKeys, normalizeKeyName, type PublicKey, revokeKey, updateKey } from '../keys/key-store.ts';
+import { createKey, listKeys, normalizeKeyName, type PublicKey, revokeKey, rotateKey, updateKey } from '../keys/key-store.ts';
 import { parseDuration } from '../lib/durations.ts';
 
 class CliError extends Error {}
@@ -340,6 +340,26 @@ export function buildCli(): Command {
       });
     },
   );
+  json(
+    keys
+      .command('rotate')
+      .description('give a key a new secret (printed once): same id, name, limits and usage; the old secret works for --grace')
+      .argument('<key_id>', 'the key id (key_…)')
+      .option('--grace <duration>', 'how long the old secret keeps working: 24h (the default), 30m, 0 for not at all', '24h'),
+  ).action(async (keyId: string, opts: Out & { grace: string }) => {
+    const graceMs = parseDuration(opts.grace);
+    if (graceMs === null) throw new CliError('--grace must be a duration such as 24h, 30m or 0');
+    await withDb(async (d) => {
+      const r = await rotateKey(d.db, { keyId, graceMs, now: Date.now() });
+      if (!r) throw new CliError(`no active key ${keyId}`);
+      const until = r.previous_valid_until === null ? null : iso(r.previous_valid_until);
+      print(
+        opts,
+        { id: r.id, key: r.key, previous_valid_until: until },
+        `rotated ${r.id}: the old secret ${until ? `works until ${until}` : 'no longer works'}\n${r.key}\nCopy it now: it will not be shown again.`,
+      );
+    });
+  });
   json(keys.command('revoke').description('revoke a key at once').argument('<key_id>', 'the key id (key_…)')).action(
     async (keyId: string, opts: Out) => {
       await withDb(async (d) => {

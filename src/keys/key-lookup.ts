@@ -1,5 +1,6 @@
 // Finds a key by the SHA-256 of the presented key: the one database read on every API request,
-// and never cached, so a revoked key is refused on its next request.
+// and never cached, so a revoked key is refused on its next request. A rotated key's former
+// secret is found by its previous_hash (the caller checks its grace).
 //
 // The look-ups of one event-loop turn go to the database together, as one statement over all
 // their hashes (a turn with one look-up uses the one-row statement).
@@ -21,34 +22,45 @@ const COLUMNS =
 export function createKeyFinder(database: Database, opts: { prepared?: boolean } = {}): KeyFinder {
   if (database.dialect === 'sqlite') {
     const { sqlite } = database;
-    const one = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`);
-    const many = sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash IN (SELECT value FROM json_each(?))`);
-    return batched(async (hashes) => {
+    const statements = (column: 'hash' | 'previous_hash') => ({
+      one: sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE ${column} = ?`),
+      many: sqlite.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE ${column} IN (SELECT value FROM json_each(?))`),
+    });
+    const byColumn = { hash: statements('hash'), previous_hash: statements('previous_hash') };
+    return batched(async (hashes, column) => {
+      const { one, many } = byColumn[column];
       if (hashes.length > 1) return many.all(JSON.stringify(hashes)) as ApiKeyRow[];
       const row = one.get(hashes[0]) as ApiKeyRow | undefined;
       return row ? [row] : [];
     });
   }
   const { pool } = database;
-  const query = {
-    ...(opts.prepared === false ? {} : { name: 'bizora_find_keys' }),
-    text: `SELECT ${COLUMNS} FROM api_keys WHERE hash = ANY($1::text[])`,
-  };
-  return batched(async (hashes) => (await pool.query<ApiKeyRow>({ ...query, values: [hashes] })).rows);
+  const query = (column: 'hash' | 'previous_hash') => ({
+    ...(opts.prepared === false ? {} : { name: `bizora_find_keys_by_${column}` }),
+    text: `SELECT ${COLUMNS} FROM api_keys WHERE ${column} = ANY($1::text[])`,
+  });
+  const queries = { hash: query('hash'), previous_hash: query('previous_hash') };
+  return batched(async (hashes, column) => (await pool.query<ApiKeyRow>({ ...queries[column], values: [hashes] })).rows);
 }
 
 type Waiting = { resolve: (row: ApiKeyRow | undefined) => void; reject: (err: unknown) => void };
 
-/** Gathers the look-ups of one event-loop turn and answers each from one `fetch` of all their rows. */
-function batched(fetch: (hashes: string[]) => Promise<ApiKeyRow[]>): KeyFinder {
+/**
+ * Gathers the look-ups of one event-loop turn and answers each from one `fetch` of all their rows.
+ * A hash no key has now may be a rotated key's former secret: those are looked up once more, by
+ * previous_hash (only on a miss, so the usual look-up stays one statement).
+ */
+function batched(fetch: (hashes: string[], column: 'hash' | 'previous_hash') => Promise<ApiKeyRow[]>): KeyFinder {
   let waiting = new Map<string, Waiting[]>();
 
   async function flush(): Promise<void> {
     const batch = waiting;
     waiting = new Map();
     try {
-      const rows = await fetch([...batch.keys()]);
-      const found = new Map(rows.map((r) => [r.hash, r]));
+      const found = new Map<string, ApiKeyRow>();
+      for (const r of await fetch([...batch.keys()], 'hash')) found.set(r.hash, r);
+      const missing = [...batch.keys()].filter((h) => !found.has(h));
+      if (missing.length) for (const r of await fetch(missing, 'previous_hash')) if (r.previous_hash) found.set(r.previous_hash, r);
       for (const [hash, ws] of batch) for (const w of ws) w.resolve(found.get(hash));
     } catch (err) {
       for (const ws of batch.values()) for (const w of ws) w.reject(err);

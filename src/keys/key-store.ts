@@ -103,6 +103,42 @@ export async function updateKey(
   return key;
 }
 
+export type RotatedKey = { id: string; key: string; preview: string; previous_valid_until: number | null };
+
+/**
+ * Gives a key a new secret: the same id, name, limits and usage. The former secret keeps working
+ * for `graceMs` (0: not at all); a secret from an earlier rotation stops at once. A revoked key is
+ * not rotated (undefined, as for a key that is not there). `accountId` scopes it as for revokeKey.
+ */
+export async function rotateKey(
+  db: Db,
+  input: { keyId: string; graceMs: number; now: number; accountId?: string },
+): Promise<RotatedKey | undefined> {
+  const current = await db
+    .selectFrom('api_keys')
+    .select(['id', 'account_id', 'hash', 'mode', 'revoked_at'])
+    .where('id', '=', input.keyId)
+    .executeTakeFirst();
+  if (!current || current.revoked_at !== null || (input.accountId && current.account_id !== input.accountId)) return undefined;
+  const key = generateKey(current.mode);
+  const previousValidUntil = input.graceMs > 0 ? input.now + input.graceMs : null;
+  const changed = await db
+    .updateTable('api_keys')
+    .set({
+      hash: hashKey(key),
+      preview: previewKey(key),
+      previous_hash: previousValidUntil === null ? null : current.hash,
+      previous_valid_until: previousValidUntil,
+    })
+    .where('id', '=', current.id)
+    // Two rotations at once: one wins, the other is told the key is not there to rotate.
+    .where('hash', '=', current.hash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (Number(changed.numUpdatedRows) !== 1) return undefined;
+  return { id: current.id, key, preview: previewKey(key), previous_valid_until: previousValidUntil };
+}
+
 /**
  * Revokes a key; idempotent. `accountId` scopes the change (the dashboard passes the signed-in
  * account, so nobody can revoke another account's key). Returns the key, or undefined.

@@ -1,5 +1,6 @@
 // Who is calling: reads the key from `Authorization: Bearer` or `X-Api-Key`, rejects malformed
-// keys by their checksum before touching the database, then looks the key up by its SHA-256.
+// keys by their checksum before touching the database, then looks the key up by its SHA-256
+// (a revoked or expired key is refused, and a rotated key's former secret after its grace).
 // There is no verification cache: a revoked key is refused on its very next request, from any
 // server instance, because every request reads the key's current row.
 import type { ApiKeyRow } from '../db/schema.ts';
@@ -52,9 +53,12 @@ export async function authenticate(findKey: KeyFinder, headers: Headers, now: nu
   const key = extractKey(headers);
   if (key instanceof ApiError) throw key;
   if (!checkKeyFormat(key)) throw new ApiError('invalid_api_key');
-  const row = await findKey(hashKey(key));
+  const hash = hashKey(key);
+  const row = await findKey(hash);
   if (!row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now)) {
     throw new ApiError('invalid_api_key');
   }
+  // A rotated key's former secret works until its grace ends.
+  if (row.hash !== hash && (row.previous_valid_until === null || row.previous_valid_until <= now)) throw new ApiError('invalid_api_key');
   return { key: row };
 }
