@@ -19,6 +19,7 @@ import { errorResponses, registerOpenApi, serializers } from './http/openapi.ts'
 import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
 import { PACKAGE_VERSION } from './lib/project-root.ts';
+import { managementPlugin } from './management/routes.ts';
 
 type AjvError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
 
@@ -259,6 +260,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
   });
 
   await app.register(v1Plugin, { prefix: '/v1', deps });
+  await app.register(managementPlugin, { prefix: '/v1/admin', deps });
   await app.register(dashboardApiPlugin, { prefix: '/dashboard/api', deps });
   await app.register(webAppPlugin, { config: deps.config });
   return app;

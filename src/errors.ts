@@ -50,6 +50,20 @@ export const CATALOGUE = Object.freeze({
     entry(401, 'authentication_error', 'The Authorization and X-Api-Key headers carry different API keys. Send one key.', null),
   ),
   not_signed_in: entry(401, 'authentication_error', 'Sign in to use the dashboard.', 'not_signed_in'),
+  invalid_admin_key: bearerChallenge(
+    entry(
+      401,
+      'authentication_error',
+      "Invalid management key. Send 'Authorization: Bearer sk_admin_…' (bizora admin-keys create).",
+      'invalid_admin_key',
+    ),
+  ),
+  idempotency_key_required: entry(
+    400,
+    'invalid_request_error',
+    'Send an Idempotency-Key header (a UUID, say) with a credit grant: a retry with the same key grants nothing twice.',
+    'idempotency_key_required',
+  ),
   invalid_credentials: entry(401, 'authentication_error', 'The email or password is incorrect.', 'invalid_credentials'),
   insufficient_balance: entry(402, 'insufficient_balance', 'Your API balance is insufficient...', 'insufficient_balance'),
   permission_denied: entry(403, 'permission_error', 'This API key may not use this resource.', 'permission_denied'),

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { MAGIC } from '../src/backends/simulator.ts';
 import { ApiError, CATALOGUE, type ErrorCode } from '../src/errors.ts';
+import { createAdminKey } from '../src/management/admin-keys.ts';
 import { DashboardClient } from './support/dashboard-client.ts';
 import { type Harness, startHarness } from './support/harness.ts';
 import { rawHttp } from './support/raw-http.ts';
@@ -31,7 +32,7 @@ const rowOf = (code: ErrorCode) => {
   return `${e.status} ${e.type} ${'code' in body ? String(body.code) : '(none)'}`;
 };
 
-const API_KEY_ERRORS: ErrorCode[] = ['missing_api_key', 'invalid_api_key', 'conflicting_api_keys'];
+const API_KEY_ERRORS: ErrorCode[] = ['missing_api_key', 'invalid_api_key', 'conflicting_api_keys', 'invalid_admin_key'];
 
 describe('the error catalogue, the README and the server agree', () => {
   let h: Harness;
@@ -123,6 +124,16 @@ describe('the error catalogue, the README and the server agree', () => {
       assert.equal((await grant(5)).status, 201);
       const r = await grant(6);
       return { status: r.status, headers: Object.fromEntries(r.headers), body: r.body };
+    },
+    invalid_admin_key: () => v1('/admin/accounts', { headers: { authorization: `Bearer ${key}` } }),
+    idempotency_key_required: async () => {
+      const adminKey = (await createAdminKey(h.deps.db, { name: 'catalogue', now: Date.now() })).key;
+      const account = (await h.newAccount()).id;
+      return v1(`/admin/accounts/${account}/credits`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ cents: 1 }),
+      });
     },
     body_too_large: () => chat({ model: 'bizora', messages: [{ role: 'user', content: 'x'.repeat(70_000) }] }),
     uri_too_long: () => v1(`/models/${'x'.repeat(9000)}`, { headers: { authorization: `Bearer ${key}` } }),

@@ -75,6 +75,13 @@ export function listAccounts(db: Db, limit: number): Promise<PublicAccount[]> {
   return db.selectFrom('accounts').select(publicColumns).orderBy('created_at', 'asc').limit(limit).execute();
 }
 
+/** A page of accounts in id order (ids start with their creation time), after the id `after`. */
+export function pageAccounts(db: Db, limit: number, after?: string): Promise<PublicAccount[]> {
+  let q = db.selectFrom('accounts').select(publicColumns).orderBy('id', 'asc').limit(limit);
+  if (after) q = q.where('id', '>', after);
+  return q.execute();
+}
+
 export function findAccount(db: Db, idOrEmail: string): Promise<PublicAccount | undefined> {
   const q = db.selectFrom('accounts').select(publicColumns);
   return (

@@ -1,4 +1,4 @@
-// The `bizora` command: serve, migrate, accounts, credits, keys, balance, ledger. It honours the
+// The `bizora` command: serve, migrate, accounts, credits, keys, admin-keys, balance, ledger. It honours the
 // same BIZORA_* variables as the server (through loadConfig). Every command takes --json; a bad
 // argument gets one line on stderr and a non-zero exit.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
@@ -15,6 +15,7 @@ import { ApiError } from '../errors.ts';
 import { type KeyLimits, limitColumns, limitsOf, SPEND_PERIODS } from '../keys/key-limits.ts';
 import { createKey, listKeys, normalizeKeyName, type PublicKey, revokeKey, rotateKey, updateKey } from '../keys/key-store.ts';
 import { parseDuration } from '../lib/durations.ts';
+import { createAdminKey, listAdminKeys, revokeAdminKey } from '../management/admin-keys.ts';
 
 class CliError extends Error {}
 
@@ -265,6 +266,53 @@ export function buildCli(): Command {
       );
     });
   });
+
+  const adminKeys = program.command('admin-keys').description('manage management keys (sk_admin_…) for the management API, /v1/admin/');
+  json(
+    adminKeys.command('create').description('create a management key (printed once)').requiredOption('--name <name>', 'what it is for'),
+  ).action(async (opts: Out & { name: string }) => {
+    const name = normalizeKeyName(opts.name);
+    if (!name) throw new CliError('--name must be 1 to 100 characters');
+    await withDb(async (d) => {
+      const k = await createAdminKey(d.db, { name, now: Date.now() });
+      print(
+        opts,
+        { id: k.id, key: k.key, name: k.name, preview: k.preview },
+        `created management key ${k.id} "${k.name}"\n${k.key}\nCopy it now: it will not be shown again. It works on /v1/admin/ only.`,
+      );
+    });
+  });
+  json(adminKeys.command('list').description('list management keys')).action(async (opts: Out) => {
+    await withDb(async (d) => {
+      const list = await listAdminKeys(d.db);
+      const rows = list.map((k) => ({
+        id: k.id,
+        name: k.name,
+        preview: k.preview,
+        created: iso(k.created_at),
+        last_used: k.last_used_at === null ? null : iso(k.last_used_at),
+        status: k.revoked_at === null ? 'active' : 'revoked',
+      }));
+      print(
+        opts,
+        rows,
+        rows.length
+          ? rows
+              .map((r) => `${r.id}  ${r.preview}  ${r.status.padEnd(7)}  ${r.created}  last used ${r.last_used ?? 'never'}  ${r.name}`)
+              .join('\n')
+          : 'no management keys',
+      );
+    });
+  });
+  json(adminKeys.command('revoke').description('revoke a management key at once').argument('<id>', 'the key id (admkey_…)')).action(
+    async (id: string, opts: Out) => {
+      await withDb(async (d) => {
+        const k = await revokeAdminKey(d.db, id, Date.now());
+        if (!k) throw new CliError(`no management key ${id}`);
+        print(opts, { id: k.id, status: 'revoked' }, `revoked ${k.id} (${k.preview})`);
+      });
+    },
+  );
 
   const keys = program.command('keys').description('manage API keys');
   json(

@@ -162,8 +162,9 @@ const m005: Migration = {
   },
 };
 
-// Keys an operator can govern (issue 13): limits, a model allowlist, rotation with a grace, and
-// the spend of keys with a spend limit, kept in the ledger's transactions beside the balance.
+// Keys an operator can govern (issue 13): limits, a model allowlist, rotation with a grace, the
+// spend of keys with a spend limit (kept in the ledger's transactions beside the balance), and
+// management keys for the operator's own programs.
 const m006: Migration = {
   async up(db: Kysely<unknown>) {
     let keys = db.schema.alterTable('api_keys');
@@ -185,6 +186,16 @@ const m006: Migration = {
       .addColumn('spent_micros', 'bigint', (c) => c.notNull())
       .addColumn('held_micros', 'bigint', (c) => c.notNull())
       .addCheckConstraint('key_spend_nonnegative', sql`spent_micros >= 0 AND held_micros >= 0`)
+      .execute();
+    await db.schema
+      .createTable('admin_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('preview', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_used_at', 'bigint')
+      .addColumn('revoked_at', 'bigint')
       .execute();
   },
 };

@@ -42,6 +42,18 @@ export interface ApiKeysTable {
 
 export type SpendPeriod = 'day' | 'month' | 'total';
 
+/** Management keys (sk_admin_…): the operator's programs, on /v1/admin/ only. */
+export interface AdminKeysTable {
+  id: string;
+  name: string;
+  /** Hex SHA-256 of the full key. */
+  hash: string;
+  preview: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 /**
  * What a key with a spend limit has spent in its current period (which began at window_start)
  * and holds for its requests in flight. Written only in the ledger's transactions.
@@ -128,6 +140,7 @@ export interface DB {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   key_spend: KeySpendTable;
+  admin_keys: AdminKeysTable;
   holds: HoldsTable;
   ledger_entries: LedgerEntriesTable;
   usage_records: UsageRecordsTable;

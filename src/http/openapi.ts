@@ -80,6 +80,11 @@ export async function registerOpenApi(app: FastifyInstance, info: { version: str
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer sk_live_… (or the X-Api-Key header)' },
+          adminKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Authorization: Bearer sk_admin_… (bizora admin-keys create): the management API only',
+          },
           session: { type: 'apiKey', in: 'cookie', name: 'bizora_session' },
         },
       },

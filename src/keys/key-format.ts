@@ -15,20 +15,26 @@ export const KEY_LENGTH = KEY_PREFIX.live.length + RANDOM_CHARS + CHECKSUM_CHARS
 
 const checksum = (body: string): string => encodeBase62(BigInt(crc32(body)), CHECKSUM_CHARS);
 
-export function generateKey(mode: KeyMode): string {
-  const body = KEY_PREFIX[mode] + randomBase62(RANDOM_CHARS);
+/** A secret with `prefix`: the random part, then the checksum of all before it. */
+export function generateSecret(prefix: string): string {
+  const body = prefix + randomBase62(RANDOM_CHARS);
   return body + checksum(body);
 }
+
+/** Whether `key` is a well-formed secret with `prefix` whose checksum holds. */
+export function checkSecret(key: string, prefix: string): boolean {
+  if (key.length !== prefix.length + RANDOM_CHARS + CHECKSUM_CHARS || !key.startsWith(prefix)) return false;
+  if (!isBase62(key.slice(prefix.length))) return false;
+  return checksum(key.slice(0, -CHECKSUM_CHARS)) === key.slice(-CHECKSUM_CHARS);
+}
+
+export const generateKey = (mode: KeyMode): string => generateSecret(KEY_PREFIX[mode]);
 
 /** The key's mode if it is well formed and its checksum holds; null otherwise. */
 export function checkKeyFormat(key: string): KeyMode | null {
   if (key.length !== KEY_LENGTH) return null;
   const mode: KeyMode | null = key.startsWith(KEY_PREFIX.live) ? 'live' : key.startsWith(KEY_PREFIX.test) ? 'test' : null;
-  if (!mode) return null;
-  const rest = key.slice(KEY_PREFIX[mode].length);
-  if (!isBase62(rest)) return null;
-  const body = key.slice(0, -CHECKSUM_CHARS);
-  return checksum(body) === key.slice(-CHECKSUM_CHARS) ? mode : null;
+  return mode && checkSecret(key, KEY_PREFIX[mode]) ? mode : null;
 }
 
 export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');

@@ -26,3 +26,30 @@ export const CreateKey = Type.Object({
   mode: Type.Optional(KeyMode),
 });
 export const KeyParams = Type.Object({ id: Type.String() });
+
+const Limit = Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000 }));
+const SpendPeriodSchema = Type.Union([Type.Literal('day'), Type.Literal('month'), Type.Literal('total')]);
+
+/** A key's limits as every surface shows them (null: none). */
+export const KeyLimitsView = Type.Object(
+  {
+    rpm: Limit,
+    tpm: Limit,
+    max_concurrency: Limit,
+    spend_limit_cents: Limit,
+    spend_period: Nullable(SpendPeriodSchema),
+    models: Nullable(Type.Array(Type.String())),
+  },
+  { title: 'KeyLimitSettings' },
+);
+
+/** A change of limits: only the fields given change; null clears one. */
+export const KeyLimitsChange = Type.Object({
+  rpm: Type.Optional(Limit),
+  tpm: Type.Optional(Limit),
+  max_concurrency: Type.Optional(Limit),
+  spend_limit_cents: Type.Optional(Limit),
+  spend_period: Type.Optional(Nullable(SpendPeriodSchema)),
+  models: Type.Optional(Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100 }))),
+  expires_at: Type.Optional(Nullable(Type.Integer({ minimum: 0, description: 'Unix milliseconds; null: never' }))),
+});

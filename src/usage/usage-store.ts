@@ -45,7 +45,7 @@ export const usageCosts = (db: Db) => db.selectFrom('usage_records').select(['id
 export const DAY_MS = 86_400_000;
 // Integer division on both databases: the UTC day number. A literal, not a parameter, so that
 // PostgreSQL sees the SELECT and GROUP BY expressions as the same.
-const dayOf = sql<number>`created_at / ${sql.lit(DAY_MS)}`;
+export const dayOf = sql<number>`created_at / ${sql.lit(DAY_MS)}`;
 
 export type UsageFilter = { accountId: string; keyId?: string | undefined; model?: string | undefined };
 export type DayTotals = { day: number; requests: number; promptTokens: number; completionTokens: number; costMicros: number };
