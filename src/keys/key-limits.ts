@@ -2,10 +2,9 @@
 // API, /v1/key): requests and tokens per minute, requests at once, a spend limit in cents per
 // day, month or in total, and the models it may call. Checked here once; stored as columns of
 // api_keys (the spend limit in micro-USD, the models as a JSON list).
-import type { KeySpendLimit } from '../billing/ledger.ts';
-import { MICROS_PER_CENT } from '../billing/pricing.ts';
 import type { ApiKeyRow, SpendPeriod } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
+import { MICROS_PER_CENT } from '../lib/money.ts';
 
 export const SPEND_PERIODS = ['day', 'month', 'total'] as const satisfies readonly SpendPeriod[];
 
@@ -114,8 +113,11 @@ export function spendWindow(period: SpendPeriod | null, now: number): number {
   return 0;
 }
 
+/** A key's spend limit for a hold (the ledger's KeySpendLimit): the limit, and when its current period began. */
+export type SpendLimit = { keyId: string; limitMicros: number; window: number };
+
 /** The key's spend limit for a hold placed at `now`, or null when it has none. */
-export function keySpendLimit(row: Pick<ApiKeyRow, 'id' | 'spend_limit_micros' | 'spend_period'>, now: number): KeySpendLimit | null {
+export function keySpendLimit(row: Pick<ApiKeyRow, 'id' | 'spend_limit_micros' | 'spend_period'>, now: number): SpendLimit | null {
   if (row.spend_limit_micros === null) return null;
   return { keyId: row.id, limitMicros: row.spend_limit_micros, window: spendWindow(row.spend_period, now) };
 }
