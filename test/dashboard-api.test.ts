@@ -119,6 +119,53 @@ for (const kind of testDatabaseKinds()) {
       assert.equal(after.body.data.find((k: { id: string }) => k.id === created.body.id).status, 'revoked');
     });
 
+    test('keys: limits at creation and later, rotation with a grace, and the notices (expiring, rotating, unused)', async () => {
+      const created = await alice.call('POST', '/keys', {
+        name: 'limited',
+        rpm: 5,
+        spend_limit_cents: 100,
+        spend_period: 'day',
+        expires_at: Date.now() + 86_400_000,
+      });
+      assert.equal(created.status, 201);
+      assert.deepEqual(created.body.limits, {
+        rpm: 5,
+        tpm: null,
+        max_concurrency: null,
+        spend_limit_cents: 100,
+        spend_period: 'day',
+        models: null,
+      });
+      assert.deepEqual(created.body.notices, ['expiring']);
+      const changed = await alice.call('PATCH', `/keys/${created.body.id}`, { rpm: null, models: ['bizora'], expires_at: null });
+      assert.deepEqual(
+        [changed.body.limits.rpm, changed.body.limits.models, changed.body.expires_at, changed.body.notices],
+        [null, ['bizora'], null, []],
+      );
+      assert.equal((await alice.call('PATCH', `/keys/${created.body.id}`, { tpm: -1 })).status, 400);
+      const rotated = await alice.call('POST', `/keys/${created.body.id}/rotate`, { grace_seconds: 600 });
+      assert.equal(rotated.status, 200);
+      assert.notEqual(rotated.body.key, created.body.key);
+      assert.deepEqual([rotated.body.id, rotated.body.notices], [created.body.id, ['rotating']]);
+      for (const secret of [created.body.key, rotated.body.key]) {
+        const res = await fetch(`${h.baseURL}/models`, { headers: { authorization: `Bearer ${secret}` } });
+        assert.equal(res.status, 200);
+      }
+      // A key nobody has used for 30 days stands out.
+      const old = await alice.call('POST', '/keys', { name: 'forgotten' });
+      await h.deps.db
+        .updateTable('api_keys')
+        .set({ created_at: Date.now() - 31 * 86_400_000 })
+        .where('id', '=', old.body.id)
+        .execute();
+      const listed = (await alice.call('GET', '/keys')).body.data as Array<{ id: string; notices: string[] }>;
+      assert.deepEqual(listed.find((k) => k.id === old.body.id)?.notices, ['unused']);
+      const mallory = new DashboardClient(h.url);
+      await mallory.signUp(`mallory-rotate-${Date.now()}@example.com`);
+      assert.equal((await mallory.call('POST', `/keys/${created.body.id}/rotate`, {})).status, 404);
+      assert.equal((await mallory.call('PATCH', `/keys/${created.body.id}`, { rpm: 1 })).status, 404);
+    });
+
     test('a key needs a descriptive name', async () => {
       const r = await alice.call('POST', '/keys', { name: '   ' });
       assert.equal(r.status, 400);

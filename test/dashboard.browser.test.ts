@@ -179,6 +179,78 @@ describe('the developer dashboard in a browser', { skip: !haveChromium }, () => 
     await context.close();
   });
 
+  test('a key created with limits shows them; Limits changes them, Rotate shows the new secret once, an unused key stands out', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await newPage(context);
+    await signUp(page, 'limits@example.com');
+    await page.getByRole('button', { name: 'Create New Key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create New Key' });
+    await create.getByLabel('Name').fill('capped');
+    await create.getByText('Limits (optional)').click();
+    await create.getByLabel('Requests per minute').fill('2');
+    await create.getByLabel('Spend limit (cents)').fill('150');
+    await create.getByLabel('Spend period').selectOption('day');
+    await create.getByRole('button', { name: 'Create key' }).click();
+    const shown = page.getByRole('dialog', { name: 'Your new API key' });
+    const key = await shown.getByTestId('new-key').inputValue();
+    await shown.getByRole('button', { name: 'Done' }).click();
+    const row = page.locator('tbody tr', { hasText: 'capped' });
+    await row.getByText('2/min · $1.50/day').waitFor();
+    // The server holds the key to them: a third request in the minute is refused.
+    assert.deepEqual([(await chat(key)).status, (await chat(key)).status, (await chat(key)).status], [200, 200, 429]);
+
+    await row.getByRole('button', { name: 'Limits' }).click();
+    const edit = page.getByRole('dialog', { name: 'Limits of “capped”' });
+    assert.equal(await edit.getByLabel('Requests per minute').inputValue(), '2');
+    await edit.getByLabel('Requests per minute').fill('');
+    await edit.getByLabel('Models').fill('bizora');
+    await edit.getByRole('button', { name: 'Save limits' }).click();
+    await row.getByText('$1.50/day · bizora').waitFor();
+    assert.equal((await chat(key)).status, 200, 'the cleared limit is gone');
+
+    await row.getByRole('button', { name: 'Rotate' }).click();
+    const rotate = page.getByRole('dialog', { name: 'Rotate “capped”?' });
+    await rotate.getByRole('button', { name: 'Rotate key' }).click();
+    const rotated = page.getByRole('dialog', { name: 'Your new API key' });
+    const fresh = await rotated.getByTestId('new-key').inputValue();
+    await rotated.getByText(/The old key keeps working until/).waitFor();
+    await rotated.getByRole('button', { name: 'Done' }).click();
+    assert.notEqual(fresh, key);
+    assert.deepEqual([(await chat(fresh)).status, (await chat(key)).status], [200, 200]);
+    await row.getByText('Old secret still works').waitFor();
+
+    // A key nobody has used for 30 days is marked, so that it can be revoked.
+    const id = await row.getAttribute('data-key-id');
+    const account = await h.deps.db
+      .selectFrom('api_keys')
+      .select('account_id')
+      .where('id', '=', id as string)
+      .executeTakeFirstOrThrow();
+    const old = await h.deps.db
+      .insertInto('api_keys')
+      .values({
+        ...(await h.deps.db
+          .selectFrom('api_keys')
+          .selectAll()
+          .where('id', '=', id as string)
+          .executeTakeFirstOrThrow()),
+        id: 'key_forgotten1',
+        name: 'forgotten',
+        hash: 'f'.repeat(64),
+        previous_hash: null,
+        previous_valid_until: null,
+        account_id: account.account_id,
+        created_at: Date.now() - 40 * 86_400_000,
+        last_used_at: Date.now() - 35 * 86_400_000,
+      })
+      .execute();
+    assert.ok(old);
+    await page.reload();
+    await page.locator('tbody tr', { hasText: 'forgotten' }).getByText('Unused for 30 days').waitFor();
+    await screenshot(page, 'api-keys-limits.png');
+    await context.close();
+  });
+
   test("a second user cannot see the first user's keys", async () => {
     const context = await browser.newContext();
     const page = await newPage(context);

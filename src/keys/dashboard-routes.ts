@@ -5,24 +5,10 @@ import { requireAccount } from '../accounts/dashboard-auth.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
-import { createKey, listKeys, MAX_KEY_NAME, normalizeKeyName, type PublicKey, revokeKey } from './key-store.ts';
-import { ApiKeyView, CreatedKey, CreateKey, KeyList, KeyParams } from './schemas.ts';
-
-const keyView = (k: PublicKey, now: number) => ({
-  id: k.id,
-  name: k.name,
-  preview: k.preview,
-  mode: k.mode,
-  created_at: k.created_at,
-  last_used_at: k.last_used_at,
-  revoked_at: k.revoked_at,
-  status:
-    k.revoked_at !== null
-      ? ('revoked' as const)
-      : k.expires_at !== null && k.expires_at <= now
-        ? ('expired' as const)
-        : ('active' as const),
-});
+import { limitsChange } from './key-limits.ts';
+import { createKey, getKey, listKeys, MAX_KEY_NAME, normalizeKeyName, revokeKey, rotateKey, updateKey } from './key-store.ts';
+import { keyView } from './key-view.ts';
+import { ApiKeyView, CreatedKey, CreateKey, KeyLimitsChange, KeyList, KeyParams, RotatedKey, RotateKey } from './schemas.ts';
 
 const tags = ['Dashboard: API keys'];
 
@@ -58,8 +44,67 @@ export function registerKeyRoutes(app: FastifyInstance, deps: Deps): void {
           message: `Give the key a descriptive name (1 to ${MAX_KEY_NAME} characters).`,
         });
       const now = deps.clock.now();
-      const created = await createKey(deps.db, { accountId: account.id, name, mode: request.body.mode ?? 'live', now });
+      const { limits, expiresAt } = limitsChange(request.body);
+      const created = await createKey(deps.db, {
+        accountId: account.id,
+        name,
+        mode: request.body.mode ?? 'live',
+        now,
+        limits,
+        expiresAt: expiresAt ?? null,
+      });
       return reply.code(201).send({ ...keyView(created, now), key: created.key });
+    },
+  );
+
+  r.patch(
+    '/keys/:id',
+    {
+      schema: {
+        tags,
+        summary: "Change a key's limits or expiry (only the fields given; null clears one)",
+        params: KeyParams,
+        body: KeyLimitsChange,
+        response: {
+          200: ApiKeyView,
+          ...errorResponses('not_signed_in', 'csrf_invalid', 'key_not_found', 'invalid_request', 'invalid_text'),
+        },
+      },
+    },
+    async (request) => {
+      const account = requireAccount(request);
+      const { limits, expiresAt } = limitsChange(request.body);
+      const key = await updateKey(deps.db, {
+        keyId: request.params.id,
+        accountId: account.id,
+        limits,
+        ...(expiresAt !== undefined ? { expiresAt } : {}),
+      });
+      if (!key) throw new ApiError('key_not_found');
+      return keyView(key, deps.clock.now());
+    },
+  );
+
+  r.post(
+    '/keys/:id/rotate',
+    {
+      schema: {
+        tags,
+        summary: 'Give a key a new secret (in this response only); the former one works for grace_seconds (default a day)',
+        params: KeyParams,
+        body: RotateKey,
+        response: { 200: RotatedKey, ...errorResponses('not_signed_in', 'csrf_invalid', 'key_not_found', 'invalid_text') },
+      },
+    },
+    async (request) => {
+      const account = requireAccount(request);
+      const now = deps.clock.now();
+      const graceMs = (request.body?.grace_seconds ?? 86_400) * 1000;
+      const rotated = await rotateKey(deps.db, { keyId: request.params.id, accountId: account.id, graceMs, now });
+      if (!rotated) throw new ApiError('key_not_found');
+      const key = await getKey(deps.db, rotated.id);
+      if (!key) throw new ApiError('key_not_found');
+      return { ...keyView(key, now), key: rotated.key };
     },
   );
 

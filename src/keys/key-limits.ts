@@ -121,3 +121,15 @@ export function keySpendLimit(row: Pick<ApiKeyRow, 'id' | 'spend_limit_micros' |
   if (row.spend_limit_micros === null) return null;
   return { keyId: row.id, limitMicros: row.spend_limit_micros, window: spendWindow(row.spend_period, now) };
 }
+
+const LIMIT_FIELDS = ['rpm', 'tpm', 'max_concurrency', 'spend_limit_cents', 'spend_period', 'models'] as const;
+
+/** What a request body's limit fields ask (only those given), and its expiry (undefined: unchanged). */
+export function limitsChange(body: Partial<KeyLimits> & { expires_at?: number | null }): {
+  limits: Partial<KeyLimits>;
+  expiresAt: number | null | undefined;
+} {
+  const limits: Partial<KeyLimits> = {};
+  for (const field of LIMIT_FIELDS) if (body[field] !== undefined) (limits as Record<string, unknown>)[field] = body[field];
+  return { limits, expiresAt: body.expires_at };
+}

@@ -11,8 +11,9 @@ import { centsToMicros, exactCents, floorCents } from '../billing/pricing.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
 import { errorResponses, typed } from '../http/openapi.ts';
-import { limitsOf } from '../keys/key-limits.ts';
+import { limitsChange } from '../keys/key-limits.ts';
 import { createKey, getKey, listKeys, normalizeKeyName, type PublicKey, revokeKey, rotateKey, updateKey } from '../keys/key-store.ts';
+import { keyView } from '../keys/key-view.ts';
 import { DAY_MS, dayOf } from '../usage/usage-store.ts';
 import { findAdminKey } from './admin-keys.ts';
 import {
@@ -38,33 +39,8 @@ const tags = ['Management API'];
 const security = [{ adminKey: [] }];
 const AUTH = ['invalid_admin_key'] as const;
 
-export const managedKey = (k: PublicKey, now: number) => ({
-  id: k.id,
-  account_id: k.account_id,
-  name: k.name,
-  preview: k.preview,
-  mode: k.mode,
-  status:
-    k.revoked_at !== null
-      ? ('revoked' as const)
-      : k.expires_at !== null && k.expires_at <= now
-        ? ('expired' as const)
-        : ('active' as const),
-  created_at: k.created_at,
-  last_used_at: k.last_used_at,
-  revoked_at: k.revoked_at,
-  expires_at: k.expires_at,
-  previous_valid_until: k.previous_valid_until,
-  limits: limitsOf(k),
-});
-
-/** What a body's limit fields ask (only those given). */
-const limitsOfBody = (b: Record<string, unknown>) =>
-  Object.fromEntries(
-    ['rpm', 'tpm', 'max_concurrency', 'spend_limit_cents', 'spend_period', 'models']
-      .filter((k) => b[k] !== undefined)
-      .map((k) => [k, b[k]]),
-  );
+/** A key as the management API shows it: as the dashboard does, with its account. */
+export const managedKey = (k: PublicKey, now: number) => ({ ...keyView(k, now), account_id: k.account_id });
 
 export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps }): Promise<void> {
   const { deps } = opts;
@@ -171,7 +147,7 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
         mode: request.body.mode ?? 'live',
         now,
         expiresAt: request.body.expires_at ?? null,
-        limits: limitsOfBody(request.body),
+        limits: limitsChange(request.body).limits,
       });
       return reply.code(201).send({ ...managedKey(k, now), key: k.key });
     },
@@ -212,19 +188,15 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
       schema: {
         tags,
         security,
-        summary: "Change a key's limits or expiry (only the fields given; null clears one); every instance applies it at once",
+        summary: "Change a key's limits or expiry (only the fields given; null clears one)",
         params: IdParams,
         body: KeyChange,
         response: { 200: ManagedKey, ...errorResponses(...AUTH, 'key_not_found', 'invalid_request') },
       },
     },
     async (request) => {
-      const { expires_at, ...rest } = request.body;
-      const k = await updateKey(deps.db, {
-        keyId: request.params.id,
-        limits: limitsOfBody(rest),
-        ...(expires_at !== undefined ? { expiresAt: expires_at } : {}),
-      });
+      const { limits, expiresAt } = limitsChange(request.body);
+      const k = await updateKey(deps.db, { keyId: request.params.id, limits, ...(expiresAt !== undefined ? { expiresAt } : {}) });
       if (!k) throw new ApiError('key_not_found', { message: 'No such API key.' });
       return managedKey(k, deps.clock.now());
     },

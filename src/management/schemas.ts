@@ -3,25 +3,9 @@ import { Type } from 'typebox';
 import { AccountView } from '../accounts/schemas.ts';
 import { GrantResult, IDEMPOTENCY_KEY_PATTERN } from '../billing/schemas.ts';
 import { KeyMode, Nullable } from '../http/schema-parts.ts';
-import { KeyLimitsChange, KeyLimitsView } from '../keys/schemas.ts';
+import { ApiKeyView, KeyLimitsChange } from '../keys/schemas.ts';
 
-export const ManagedKey = Type.Object(
-  {
-    id: Type.String(),
-    account_id: Type.String(),
-    name: Type.String(),
-    preview: Type.String(),
-    mode: KeyMode,
-    status: Type.Union([Type.Literal('active'), Type.Literal('revoked'), Type.Literal('expired')]),
-    created_at: Type.Integer({ description: 'Unix milliseconds' }),
-    last_used_at: Nullable(Type.Integer()),
-    revoked_at: Nullable(Type.Integer()),
-    expires_at: Nullable(Type.Integer()),
-    previous_valid_until: Nullable(Type.Integer({ description: 'After a rotation: until when the former secret works' })),
-    limits: KeyLimitsView,
-  },
-  { title: 'ManagedKey' },
-);
+export const ManagedKey = Type.Object({ ...ApiKeyView.properties, account_id: Type.String() }, { title: 'ManagedKey' });
 export const ManagedKeyList = Type.Object({ data: Type.Array(ManagedKey) });
 export const CreatedManagedKey = Type.Object({
   ...ManagedKey.properties,

@@ -6,11 +6,12 @@
 import type { Static } from 'typebox';
 import type { AccountCreated, AccountView, SessionView } from '../../src/accounts/schemas.ts';
 import type { BillingView, GrantResult, LedgerEntryView } from '../../src/billing/schemas.ts';
-import type { ApiKeyView, CreatedKey } from '../../src/keys/schemas.ts';
+import type { ApiKeyView, CreatedKey, KeyLimitsChange, RotatedKey } from '../../src/keys/schemas.ts';
 import type { DailyUsage as DailyUsageSchema, GenerationView, UsageView } from '../../src/usage/schemas.ts';
 
 export type Account = Static<typeof AccountView>;
 export type ApiKey = Static<typeof ApiKeyView>;
+export type KeyChange = Static<typeof KeyLimitsChange>;
 export type LedgerEntry = Static<typeof LedgerEntryView>;
 export type Generation = Static<typeof GenerationView>;
 export type DailyUsage = Static<typeof DailyUsageSchema>;
@@ -65,7 +66,11 @@ export const api = {
   signOut: () => call<unknown>('POST', '/signout'),
   me: () => call<{ account: Account }>('GET', '/me'),
   keys: () => call<{ data: ApiKey[] }>('GET', '/keys'),
-  createKey: (name: string, mode: 'live' | 'test') => call<Static<typeof CreatedKey>>('POST', '/keys', { name, mode }),
+  createKey: (name: string, mode: 'live' | 'test', change: KeyChange = {}) =>
+    call<Static<typeof CreatedKey>>('POST', '/keys', { name, mode, ...change }),
+  updateKey: (id: string, change: KeyChange) => call<ApiKey>('PATCH', `/keys/${encodeURIComponent(id)}`, change),
+  rotateKey: (id: string, graceSeconds: number) =>
+    call<Static<typeof RotatedKey>>('POST', `/keys/${encodeURIComponent(id)}/rotate`, { grace_seconds: graceSeconds }),
   revokeKey: (id: string) => call<ApiKey>('POST', `/keys/${encodeURIComponent(id)}/revoke`),
   billing: (before?: string) =>
     call<Static<typeof BillingView>>('GET', `/billing?limit=20${before ? `&before=${encodeURIComponent(before)}` : ''}`),

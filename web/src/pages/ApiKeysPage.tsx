@@ -1,19 +1,157 @@
 // Developers -> API Keys: the seed page's "Create New Key", "Copy the key (shown only once!)" and
-// "Revoke Key", exactly under those names.
+// "Revoke Key", exactly under those names; each key's limits (set at creation, changed later),
+// rotation with a grace, and what needs attention: keys that expire soon, keys in a rotation's
+// grace, keys nobody has used for 30 days (revoke them).
 import { type FormEvent, useState } from 'react';
 import { ApiFailure, type ApiKey, api } from '../api.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
+import { changeOf, emptyLimits, KeyLimitsFields, type LimitsForm, limitsFormOf, limitsSummary } from '../components/KeyLimitsFields.tsx';
 import { LoadStatus } from '../components/LoadStatus.tsx';
 import { Modal } from '../components/Modal.tsx';
 import { when } from '../format.ts';
 import { useLoad } from '../use-load.ts';
 
+/** A key's secret, shown once: after Create New Key, and after Rotate. */
+function NewKeyModal(props: { secret: string; onClose: () => void; note?: string }) {
+  const [copied, setCopied] = useState(false);
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText(props.secret);
+      setCopied(true);
+    } catch {
+      // Clipboard refused (permissions, insecure origin): select the text so Ctrl+C works.
+      (document.getElementById('new-key') as HTMLInputElement | null)?.select();
+    }
+  }
+  return (
+    <Modal title="Your new API key" onClose={props.onClose}>
+      <p className="warning" role="note">
+        Copy this key now. For your security it <strong>will not be shown again</strong>. Store it in an environment variable such as{' '}
+        <code>BIZORA_API_KEY</code>, never in code or Git.
+      </p>
+      {props.note ? <p className="muted">{props.note}</p> : null}
+      <div className="key-box">
+        <input
+          id="new-key"
+          aria-label="New API key"
+          data-testid="new-key"
+          readOnly
+          value={props.secret}
+          onFocus={(e) => e.target.select()}
+        />
+        <button type="button" className="primary" onClick={copy}>
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      <div className="actions">
+        <button type="button" onClick={props.onClose}>
+          Done
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+function EditLimitsDialog(props: { apiKey: ApiKey; onClose: () => void; onSaved: () => void }) {
+  const [limits, setLimits] = useState<LimitsForm>(limitsFormOf(props.apiKey));
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    try {
+      await api.updateKey(props.apiKey.id, changeOf(limits));
+      props.onSaved();
+      props.onClose();
+    } catch (err) {
+      setError(err instanceof ApiFailure ? err.message : 'Could not save the limits.');
+      setBusy(false);
+    }
+  }
+  return (
+    <Modal title={`Limits of “${props.apiKey.name}”`} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <p className="muted">Empty means no limit. Changes apply from the next request.</p>
+        <KeyLimitsFields value={limits} onChange={setLimits} />
+        <ErrorNote message={error} />
+        <div className="actions">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            Save limits
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+const GRACES = [
+  { seconds: 0, label: 'Stop the old key at once' },
+  { seconds: 3600, label: 'Keep the old key working for 1 hour' },
+  { seconds: 86_400, label: 'Keep the old key working for 24 hours' },
+  { seconds: 7 * 86_400, label: 'Keep the old key working for 7 days' },
+];
+
+function RotateDialog(props: { apiKey: ApiKey; onClose: () => void; onRotated: () => void }) {
+  const [grace, setGrace] = useState(86_400);
+  const [secret, setSecret] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function rotate() {
+    if (busy) return;
+    setBusy(true);
+    try {
+      setSecret((await api.rotateKey(props.apiKey.id, grace)).key);
+      props.onRotated();
+    } catch (err) {
+      setError(err instanceof ApiFailure ? err.message : 'Could not rotate the key.');
+      setBusy(false);
+    }
+  }
+  if (secret) {
+    const note = grace === 0 ? 'The old key no longer works.' : `The old key keeps working until ${when(Date.now() + grace * 1000)}.`;
+    return <NewKeyModal secret={secret} note={note} onClose={props.onClose} />;
+  }
+  return (
+    <Modal title={`Rotate “${props.apiKey.name}”?`} onClose={props.onClose}>
+      <p>
+        The key gets a new secret; its name, limits and usage stay. Deploy the new secret, then let the old one (
+        <code>{props.apiKey.preview}</code>) lapse.
+      </p>
+      <label>
+        The old key
+        <select name="grace" value={grace} onChange={(e) => setGrace(Number(e.target.value))}>
+          {GRACES.map((g) => (
+            <option key={g.seconds} value={g.seconds}>
+              {g.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ErrorNote message={error} />
+      <div className="actions">
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button type="button" className="primary" onClick={rotate} disabled={busy}>
+          Rotate key
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+const NOTICE_TEXT = { expiring: 'Expires soon', rotating: 'Old secret still works', unused: 'Unused for 30 days' } as const;
+
 function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) {
   const [name, setName] = useState('');
   const [mode, setMode] = useState<'live' | 'test'>('live');
   const [created, setCreated] = useState<(ApiKey & { key: string }) | null>(null);
+  const [limits, setLimits] = useState<LimitsForm>(emptyLimits);
   const [error, setError] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
   const [busy, setBusy] = useState(false);
 
   async function submit(e: FormEvent) {
@@ -22,7 +160,7 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
     setBusy(true);
     setError(null);
     try {
-      setCreated(await api.createKey(name, mode));
+      setCreated(await api.createKey(name, mode, changeOf(limits)));
       props.onCreated();
     } catch (err) {
       setError(err instanceof ApiFailure ? err.message : 'Could not create the key.');
@@ -31,45 +169,7 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
     }
   }
 
-  async function copy() {
-    if (!created) return;
-    try {
-      await navigator.clipboard.writeText(created.key);
-      setCopied(true);
-    } catch {
-      // Clipboard refused (permissions, insecure origin): select the text so Ctrl+C works.
-      (document.getElementById('new-key') as HTMLInputElement | null)?.select();
-    }
-  }
-
-  if (created) {
-    return (
-      <Modal title="Your new API key" onClose={props.onClose}>
-        <p className="warning" role="note">
-          Copy this key now. For your security it <strong>will not be shown again</strong>. Store it in an environment variable such as{' '}
-          <code>BIZORA_API_KEY</code>, never in code or Git.
-        </p>
-        <div className="key-box">
-          <input
-            id="new-key"
-            aria-label="New API key"
-            data-testid="new-key"
-            readOnly
-            value={created.key}
-            onFocus={(e) => e.target.select()}
-          />
-          <button type="button" className="primary" onClick={copy}>
-            {copied ? 'Copied' : 'Copy'}
-          </button>
-        </div>
-        <div className="actions">
-          <button type="button" onClick={props.onClose}>
-            Done
-          </button>
-        </div>
-      </Modal>
-    );
-  }
+  if (created) return <NewKeyModal secret={created.key} onClose={props.onClose} />;
   return (
     <Modal title="Create New Key" onClose={props.onClose}>
       <form onSubmit={submit}>
@@ -96,6 +196,10 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
             <span className="hint">free, simulated answers</span>
           </label>
         </fieldset>
+        <details className="limits">
+          <summary>Limits (optional)</summary>
+          <KeyLimitsFields value={limits} onChange={setLimits} />
+        </details>
         <ErrorNote message={error} />
         <div className="actions">
           <button type="button" onClick={props.onClose}>
@@ -150,6 +254,8 @@ export function ApiKeysPage() {
   const load = state.reload;
   const [creating, setCreating] = useState(false);
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
+  const [editing, setEditing] = useState<ApiKey | null>(null);
+  const [rotating, setRotating] = useState<ApiKey | null>(null);
 
   return (
     <section>
@@ -178,6 +284,7 @@ export function ApiKeysPage() {
               <th>Mode</th>
               <th>Created</th>
               <th>Last used</th>
+              <th>Limits</th>
               <th>Status</th>
               <th>
                 <span className="sr-only">Actions</span>
@@ -196,16 +303,42 @@ export function ApiKeysPage() {
                 </td>
                 <td>{when(k.created_at)}</td>
                 <td>{when(k.last_used_at)}</td>
+                <td className="limits-cell">{limitsSummary(k) || <span className="muted">None</span>}</td>
                 <td>
                   <span className={`status ${k.status}`}>
                     {k.status === 'active' ? 'Active' : k.status === 'revoked' ? 'Revoked' : 'Expired'}
                   </span>
+                  {k.notices.map((n) => (
+                    <span
+                      key={n}
+                      className={`notice ${n}`}
+                      title={
+                        n === 'expiring' && k.expires_at !== null
+                          ? `Expires ${when(k.expires_at)}`
+                          : n === 'rotating' && k.previous_valid_until !== null
+                            ? `The old secret works until ${when(k.previous_valid_until)}`
+                            : n === 'unused'
+                              ? 'Not used for 30 days: revoke it if nothing needs it'
+                              : undefined
+                      }
+                    >
+                      {NOTICE_TEXT[n]}
+                    </span>
+                  ))}
                 </td>
-                <td className="right">
+                <td className="right actions-cell">
                   {k.status === 'active' ? (
-                    <button type="button" className="danger small" onClick={() => setRevoking(k)}>
-                      Revoke Key
-                    </button>
+                    <>
+                      <button type="button" className="small" onClick={() => setEditing(k)}>
+                        Limits
+                      </button>
+                      <button type="button" className="small" onClick={() => setRotating(k)}>
+                        Rotate
+                      </button>
+                      <button type="button" className="danger small" onClick={() => setRevoking(k)}>
+                        Revoke Key
+                      </button>
+                    </>
                   ) : null}
                 </td>
               </tr>
@@ -215,6 +348,8 @@ export function ApiKeysPage() {
       )}
       {creating ? <CreateKeyDialog onClose={() => setCreating(false)} onCreated={load} /> : null}
       {revoking ? <RevokeDialog apiKey={revoking} onClose={() => setRevoking(null)} onRevoked={load} /> : null}
+      {editing ? <EditLimitsDialog apiKey={editing} onClose={() => setEditing(null)} onSaved={load} /> : null}
+      {rotating ? <RotateDialog apiKey={rotating} onClose={() => setRotating(null)} onRotated={load} /> : null}
     </section>
   );
 }
