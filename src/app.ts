@@ -20,6 +20,7 @@ import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
 import { PACKAGE_VERSION } from './lib/project-root.ts';
 import { managementPlugin } from './management/routes.ts';
+import { registerMetrics } from './metrics/routes.ts';
 
 type AjvError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
 
@@ -239,6 +240,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
       });
     },
   });
+  registerMetrics(app, deps);
   // Every route registered from here on is in the OpenAPI document (/openapi.json, /docs).
   await registerOpenApi(app, { version: PACKAGE_VERSION });
   const health = { tags: ['Operations'], response: { 200: Health, ...errorResponses() } };

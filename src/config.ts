@@ -38,6 +38,7 @@ const EnvSchema = z.object({
     .default('false'),
   BIZORA_SIGNUP: z.enum(['open', 'closed']).default('open'),
   BIZORA_PG_PREPARED_STATEMENTS: z.enum(['on', 'off']).default('on'),
+  BIZORA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   BIZORA_CORS_ORIGINS: z
     .string()
     .regex(
@@ -135,6 +136,8 @@ export type Config = Readonly<{
    * off for a pooler in transaction mode (PgBouncer), which cannot keep them.
    */
   pgPreparedStatements: boolean;
+  /** GET /metrics is served (to this bearer token) only when set. */
+  metricsToken: string | undefined;
   /** Browser origins allowed to call /v1 (with an API key; never with cookies): none, some, or '*' for any. */
   corsOrigins: '*' | readonly string[];
   models: readonly ModelConfig[];
@@ -262,6 +265,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: trustProxyOf(env.BIZORA_TRUST_PROXY),
     signup: env.BIZORA_SIGNUP,
     pgPreparedStatements: env.BIZORA_PG_PREPARED_STATEMENTS === 'on',
+    metricsToken: env.BIZORA_METRICS_TOKEN,
     corsOrigins:
       env.BIZORA_CORS_ORIGINS.trim() === '*'
         ? '*'

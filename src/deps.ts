@@ -14,6 +14,7 @@ import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
 import { MemoryRateLimiter } from './limits/memory-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
+import { Metrics } from './metrics/metrics.ts';
 
 export type Deps = {
   config: Config;
@@ -35,6 +36,8 @@ export type Deps = {
   sessionSweeper: SessionSweeper;
   /** Keys' rate limits (requests and tokens per minute, requests at once). */
   limiter: RateLimiter;
+  /** What GET /metrics reports. */
+  metrics: Metrics;
 };
 
 export async function createDeps(
@@ -63,6 +66,7 @@ export async function createDeps(
     sweeper,
     sessionSweeper,
     limiter: new MemoryRateLimiter(),
+    metrics: new Metrics(database),
     async close() {
       sweeper.stop();
       sessionSweeper.stop();

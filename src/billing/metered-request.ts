@@ -6,6 +6,7 @@ import type { ModelConfig } from '../config.ts';
 import type { Hold, UsageStatus } from '../db/schema.ts';
 import { keySpendLimit, spendWindow } from '../keys/key-limits.ts';
 import type { AuthContext } from '../keys/verify.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { reserve, settle } from './ledger.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
 import type { OpenMeters } from './open-meters.ts';
@@ -22,6 +23,9 @@ export type MeterContext = {
   startedAt: number;
   /** Called once when the meter closes, with the tokens the request used (its rate-limit admission's finish). */
   release?: ((usedTokens: number) => void) | undefined;
+  /** The route it came in by, and how long ago it arrived (ms), for the metrics. */
+  route?: string;
+  elapsedMs?: () => number;
 };
 
 export type MeterOutcome = {
@@ -49,10 +53,14 @@ export type Refused = {
   maxAffordableTokens: number | null;
 };
 
-type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters };
+type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters; metrics?: Metrics };
 
 export class Meter {
   private closing: Promise<number> | undefined;
+  // Monotonic times (performance.now) of the backend call, its end and a stream's first item.
+  private backendStart: number | null = null;
+  private backendEnd: number | null = null;
+  private firstItem: number | null = null;
 
   private constructor(
     private readonly deps: MeterDeps,
@@ -103,13 +111,47 @@ export class Meter {
     return { ok: true, meter: new Meter(deps, ctx, result.hold, closed) };
   }
 
+  /** The backend is being called now. */
+  backendCalled(): void {
+    this.backendStart = performance.now();
+  }
+  /** The backend's answer has all arrived (a stream: its last item). */
+  backendAnswered(): void {
+    this.backendEnd ??= performance.now();
+  }
+  /** A stream's first item has arrived. */
+  firstChunk(): void {
+    this.firstItem ??= performance.now();
+  }
+
   /** Settles (or records, for test keys) once; later calls return the first result. */
   close(outcome: MeterOutcome): Promise<number> {
+    const settling = performance.now();
     this.closing ??= this.settle(outcome).finally(() => {
       this.closed();
       this.ctx.release?.(outcome.promptTokens + outcome.completionTokens);
+      this.report(outcome, settling);
     });
     return this.closing;
+  }
+
+  private report(o: MeterOutcome, settling: number): void {
+    const { metrics } = this.deps;
+    const { ctx } = this;
+    if (!metrics || !ctx.elapsedMs) return;
+    const now = performance.now();
+    const total = ctx.elapsedMs() / 1000;
+    metrics.modelRequest({
+      route: ctx.route ?? 'unknown',
+      model: ctx.model.id,
+      mode: ctx.auth.key.mode,
+      httpStatus: o.httpStatus,
+      stream: ctx.stream,
+      totalSeconds: total,
+      backendSeconds: this.backendStart === null ? null : ((this.backendEnd ?? settling) - this.backendStart) / 1000,
+      firstTokenSeconds: this.firstItem === null ? null : Math.max(0, total - (now - this.firstItem) / 1000),
+      settleSeconds: (now - settling) / 1000,
+    });
   }
 
   private async settle(o: MeterOutcome): Promise<number> {

@@ -25,16 +25,28 @@ const refusal = (key: RateLimitedKey, limit: LimitName): string => {
  */
 export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterContext, worstTokens: number): Promise<Meter> {
   const admitted = await admit(deps, reply, ctx.auth.key, worstTokens);
-  const meterDeps = { ledger: deps.ledger, openMeters: deps.openMeters, now: deps.clock.now, holdTtlMs: deps.config.holdTtlSeconds * 1000 };
+  const meterDeps = {
+    ledger: deps.ledger,
+    openMeters: deps.openMeters,
+    now: deps.clock.now,
+    holdTtlMs: deps.config.holdTtlSeconds * 1000,
+    metrics: deps.metrics,
+  };
   let opened: Awaited<ReturnType<typeof Meter.open>>;
   try {
-    opened = await Meter.open(meterDeps, { ...ctx, release: admitted?.finish });
+    opened = await Meter.open(meterDeps, {
+      ...ctx,
+      release: admitted?.finish,
+      route: reply.request.routeOptions.url ?? 'unknown',
+      elapsedMs: () => reply.elapsedTime,
+    });
   } catch (err) {
     admitted?.finish(0);
     throw err;
   }
   if (!opened.ok) {
     admitted?.finish(0);
+    deps.metrics.refused(opened.reason);
     throw insufficientBalance(opened);
   }
   return opened.meter;
@@ -52,6 +64,7 @@ async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstToken
   const admitted = await deps.limiter.admit(key, worstTokens, deps.clock.now());
   for (const [name, value] of Object.entries(rateLimitHeaders(key, admitted.state))) reply.raw.setHeader(name, value);
   if (!admitted.ok) {
+    deps.metrics.refused(admitted.limit);
     const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
     throw new ApiError('rate_limited', {
       message: `${refusal(key, admitted.limit)} Retry after ${seconds} s.`,

@@ -169,6 +169,7 @@ export function chatPipeline(deps: Deps): ChatPipeline {
     }
 
     let result: Answer<J, S>;
+    meter.backendCalled();
     try {
       result = await exchange.call({ signal: lifetime.signal, perChoice: limits.perChoice, promptTokens: limits.promptTokens });
     } catch (err) {
@@ -186,7 +187,10 @@ export function chatPipeline(deps: Deps): ChatPipeline {
       throw apiErr;
     }
 
-    if (result.kind === 'json') return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput }, exchange);
+    if (result.kind === 'json') {
+      meter.backendAnswered();
+      return answerJson(reply, meter, result.body, { ...base, maxOutput: limits.maxOutput }, exchange);
+    }
     return relayStream(request, reply, meter, result.items, {
       ...base,
       ...readerDeadlines,

@@ -132,6 +132,7 @@ export async function relayStream<T>(
   let failure: ApiError | undefined;
   try {
     for await (const item of items) {
+      meter.firstChunk();
       opts.read(item, tally);
       const backpressure = encoder.chunk(sse, item);
       if (backpressure) await backpressure;
@@ -143,6 +144,7 @@ export async function relayStream<T>(
       if (!(err instanceof ApiError) && !lifetime.reason) request.log.warn({ err }, 'backend stream failed');
     }
   }
+  meter.backendAnswered();
   const { usage, finishReason, created } = tally;
   // Ended while a chunk was being written (the loop left before the backend noticed).
   if (!failure && lifetime.reason && lifetime.reason !== 'client_gone') failure = asApiError(undefined, lifetime);

@@ -72,6 +72,7 @@ export function registerEmbeddings(app: FastifyInstance, deps: Deps): void {
     const meter = await admitAndHold(deps, reply, ctx, holdTokens);
     const base = { promptTokens: inputTokens, completionTokens: 0 };
     let answer: EmbeddingList;
+    meter.backendCalled();
     try {
       answer = await route.backend.embed({
         request: { ...body, model: route.model.upstream_model ?? route.model.id },
@@ -95,6 +96,7 @@ export function registerEmbeddings(app: FastifyInstance, deps: Deps): void {
       if (lifetime.clientGone) return reply;
       throw apiErr;
     }
+    meter.backendAnswered();
     const promptTokens = answer.usage?.prompt_tokens ?? inputTokens;
     const charged = await meter.close({ ...base, promptTokens, status: 'succeeded', httpStatus: 200, bill: true });
     const { cost_cents } = withCost({ prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: 0 }, charged);
