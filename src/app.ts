@@ -240,6 +240,7 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
       });
     },
   });
+  deps.limiter.setLogger?.(app.log);
   registerMetrics(app, deps);
   // Every route registered from here on is in the OpenAPI document (/openapi.json, /docs).
   await registerOpenApi(app, { version: PACKAGE_VERSION });

@@ -39,6 +39,11 @@ const EnvSchema = z.object({
   BIZORA_SIGNUP: z.enum(['open', 'closed']).default('open'),
   BIZORA_PG_PREPARED_STATEMENTS: z.enum(['on', 'off']).default('on'),
   BIZORA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  BIZORA_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  BIZORA_LIMITS_ON_REDIS_FAILURE: z.enum(['open', 'closed']).default('open'),
   BIZORA_CORS_ORIGINS: z
     .string()
     .regex(
@@ -138,6 +143,9 @@ export type Config = Readonly<{
   pgPreparedStatements: boolean;
   /** GET /metrics is served (to this bearer token) only when set. */
   metricsToken: string | undefined;
+  /** Keys' rate limits are shared through this Redis when set; else counted in each process. */
+  redisUrl: string | undefined;
+  limitsOnRedisFailure: 'open' | 'closed';
   /** Browser origins allowed to call /v1 (with an API key; never with cookies): none, some, or '*' for any. */
   corsOrigins: '*' | readonly string[];
   models: readonly ModelConfig[];
@@ -266,6 +274,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     signup: env.BIZORA_SIGNUP,
     pgPreparedStatements: env.BIZORA_PG_PREPARED_STATEMENTS === 'on',
     metricsToken: env.BIZORA_METRICS_TOKEN,
+    redisUrl: env.BIZORA_REDIS_URL,
+    limitsOnRedisFailure: env.BIZORA_LIMITS_ON_REDIS_FAILURE,
     corsOrigins:
       env.BIZORA_CORS_ORIGINS.trim() === '*'
         ? '*'

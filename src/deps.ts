@@ -5,7 +5,7 @@ import { ModelRegistry } from './backends/model-registry.ts';
 import { HoldSweeper } from './billing/hold-sweeper.ts';
 import { createLedgerExecutor, type LedgerExecutor } from './billing/ledger-executor.ts';
 import { OpenMeters } from './billing/open-meters.ts';
-import type { Config } from './config.ts';
+import { type Config, REQUEST_GRACE_MS } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { InFlightRequests } from './gateway/request-lifetime.ts';
@@ -14,6 +14,7 @@ import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
 import { MemoryRateLimiter } from './limits/memory-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
+import { RedisRateLimiter } from './limits/redis-limiter.ts';
 import { Metrics } from './metrics/metrics.ts';
 
 export type Deps = {
@@ -52,6 +53,14 @@ export async function createDeps(
   const ledger = createLedgerExecutor(database, { prepared: config.pgPreparedStatements });
   const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
   const sessionSweeper = new SessionSweeper(database.db, clock);
+  const limiter: RateLimiter = config.redisUrl
+    ? new RedisRateLimiter({
+        url: config.redisUrl,
+        onFailure: config.limitsOnRedisFailure,
+        // A request's in-progress entry outlives the longest a request can run.
+        requestLifetimeMs: config.upstreamTimeoutMs + REQUEST_GRACE_MS + config.shutdownGraceMs,
+      })
+    : new MemoryRateLimiter();
   return {
     config,
     db: database.db,
@@ -65,7 +74,7 @@ export async function createDeps(
     lastUsed,
     sweeper,
     sessionSweeper,
-    limiter: new MemoryRateLimiter(),
+    limiter,
     metrics: new Metrics(database),
     async close() {
       sweeper.stop();
@@ -74,6 +83,7 @@ export async function createDeps(
       // last-used times, and must still be closed).
       await lastUsed.stop().catch(() => {});
       await models.close().catch(() => {});
+      await limiter.close?.().catch(() => {});
       await database.close();
     },
   };

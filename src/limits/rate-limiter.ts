@@ -3,6 +3,7 @@
 // land). Admission counts a request and its worst case of tokens; its finish corrects the tokens
 // to what it used and gives its place back. The counters live in this process (memory-limiter.ts)
 // or, shared by every instance, in Redis. What the OpenAI headers say about them is made here.
+import type { Logger } from 'pino';
 import type { ApiKeyRow } from '../db/schema.ts';
 
 export type RateLimitedKey = Pick<ApiKeyRow, 'id' | 'rpm' | 'tpm' | 'max_concurrency'>;
@@ -27,6 +28,8 @@ export interface RateLimiter {
   admit(key: RateLimitedKey, tokens: number, now: number): Promise<Admitted | Refused>;
   /** The key's counters now, without counting anything. */
   peek(key: RateLimitedKey, now: number): Promise<RateState>;
+  /** Where it reports trouble (the server's logger, once it exists). */
+  setLogger?(log: Pick<Logger, 'warn'>): void;
   close?(): Promise<void>;
 }
 
