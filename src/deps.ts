@@ -9,6 +9,7 @@ import { type Config, REQUEST_GRACE_MS } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { InFlightRequests } from './gateway/request-lifetime.ts';
+import { cachedKeyFinder, type KeyCache } from './keys/key-cache.ts';
 import { createKeyFinder, type KeyFinder } from './keys/key-lookup.ts';
 import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
@@ -30,6 +31,8 @@ export type Deps = {
   inFlight: InFlightRequests;
   /** The key look-up of every API request. */
   findKey: KeyFinder;
+  /** PostgreSQL's cache of key look-ups (absent on SQLite and behind a transaction pooler). */
+  keyCache: KeyCache | undefined;
   models: ModelRegistry;
   lastUsed: LastUsedTracker;
   sweeper: HoldSweeper;
@@ -53,6 +56,13 @@ export async function createDeps(
   const ledger = createLedgerExecutor(database, { prepared: config.pgPreparedStatements });
   const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
   const sessionSweeper = new SessionSweeper(database.db, clock);
+  const findKey = createKeyFinder(database, { prepared: config.pgPreparedStatements });
+  // PostgreSQL's key look-ups are cached, invalidated by NOTIFY (key-cache.ts); not through a
+  // pooler in transaction mode (BIZORA_PG_PREPARED_STATEMENTS=off), where LISTEN does not work.
+  const keyCache =
+    database.dialect === 'postgres' && config.pgPreparedStatements
+      ? cachedKeyFinder(findKey, { databaseUrl: config.databaseUrl, now: clock.now })
+      : undefined;
   const limiter: RateLimiter = config.redisUrl
     ? new RedisRateLimiter({
         url: config.redisUrl,
@@ -69,7 +79,8 @@ export async function createDeps(
     ledger,
     openMeters: new OpenMeters(),
     inFlight: new InFlightRequests(),
-    findKey: createKeyFinder(database, { prepared: config.pgPreparedStatements }),
+    findKey: keyCache ? keyCache.find : findKey,
+    keyCache,
     models,
     lastUsed,
     sweeper,
@@ -84,6 +95,7 @@ export async function createDeps(
       await lastUsed.stop().catch(() => {});
       await models.close().catch(() => {});
       await limiter.close?.().catch(() => {});
+      await keyCache?.close();
       await database.close();
     },
   };

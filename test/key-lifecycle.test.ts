@@ -3,9 +3,9 @@
 // old secret works for the grace the caller chose (0: not at all), then gets 401.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createKey, rotateKey, updateKey } from '../src/keys/key-store.ts';
+import { createKey, revokeKey, rotateKey, updateKey } from '../src/keys/key-store.ts';
 import { testDatabaseKinds } from './support/databases.ts';
-import { type Harness, startHarness, testModel } from './support/harness.ts';
+import { eventually, type Harness, startHarness, testModel } from './support/harness.ts';
 
 const START = Date.UTC(2026, 11, 3, 12);
 const HOUR = 3_600_000;
@@ -72,8 +72,23 @@ for (const kind of testDatabaseKinds())
       assert.ok(third);
       assert.equal(third.previous_valid_until, null);
       assert.deepEqual([await status(second.key), await status(third.key)], [401, 200]);
-      await h.deps.db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', k.id).execute();
+      await revokeKey(h.deps.db, { keyId: k.id, now });
       assert.equal(await rotateKey(h.deps.db, { keyId: k.id, graceMs: HOUR, now }), undefined);
       assert.equal(await status(third.key), 401);
     });
+
+    if (kind === 'postgres')
+      test('PostgreSQL caches a key: read once, then from memory; a change nobody announced is seen after the 1 s TTL at most', async () => {
+        now = START + 200 * HOUR;
+        const k = await createKey(h.deps.db, { accountId, name: 'cached', mode: 'live', now });
+        // The cache is used once its listening connection is up.
+        await eventually(() => h.deps.keyCache?.listening === true, 3000);
+        assert.equal(await status(k.key), 200);
+        // Revoked behind the server's back (no NOTIFY): the cached key is still served…
+        await h.deps.db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', k.id).execute();
+        assert.equal(await status(k.key), 200, 'answered from the cache');
+        // …until its TTL runs out.
+        now += 1001;
+        assert.equal(await status(k.key), 401);
+      });
   });

@@ -1,13 +1,23 @@
 // The api_keys table: create (returns the full key once, with its limits), list, change limits,
 // revoke, find by hash.
+import { PostgresAdapter, sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
+import { KEY_CHANGES_CHANNEL } from './key-cache.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
 import { type KeyLimits, limitColumns } from './key-limits.ts';
 import { MAX_KEY_NAME } from './key-name.ts';
 
 export type PublicKey = Omit<ApiKeyRow, 'hash' | 'previous_hash'>;
+
+/**
+ * Tells every instance that a key changed (PostgreSQL's NOTIFY, which key-cache.ts listens for):
+ * each forgets the keys it cached. SQLite servers do not cache keys.
+ */
+async function announceChange(db: Db, keyId: string): Promise<void> {
+  if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${keyId})`.execute(db);
+}
 export type CreatedKey = PublicKey & { key: string };
 
 export { MAX_KEY_NAME };
@@ -97,6 +107,7 @@ export async function updateKey(
     let q = db.updateTable('api_keys').set(set).where('id', '=', input.keyId);
     if (input.accountId) q = q.where('account_id', '=', input.accountId);
     await q.execute();
+    await announceChange(db, input.keyId);
   }
   const key = await getKey(db, input.keyId);
   if (!key || (input.accountId && key.account_id !== input.accountId)) return undefined;
@@ -136,6 +147,7 @@ export async function rotateKey(
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
   if (Number(changed.numUpdatedRows) !== 1) return undefined;
+  await announceChange(db, current.id);
   return { id: current.id, key, preview: previewKey(key), previous_valid_until: previousValidUntil };
 }
 
@@ -147,6 +159,7 @@ export async function revokeKey(db: Db, input: { keyId: string; now: number; acc
   let q = db.updateTable('api_keys').set({ revoked_at: input.now }).where('id', '=', input.keyId).where('revoked_at', 'is', null);
   if (input.accountId) q = q.where('account_id', '=', input.accountId);
   await q.execute();
+  await announceChange(db, input.keyId);
   const key = await getKey(db, input.keyId);
   if (!key || (input.accountId && key.account_id !== input.accountId)) return undefined;
   return key;
