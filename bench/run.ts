@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     json: { type: 'string' },
     ab: { type: 'string' },
+    'key-limits': { type: 'boolean', default: false },
   },
 });
 const SMOKE = args.smoke === true;
@@ -238,7 +239,9 @@ async function benchKey(databaseUrl: string): Promise<string> {
   await createLedgerExecutor(database).run((s) =>
     grantCredit(s, { accountId: account.id, micros: centsToMicros(BENCH_CENTS), reason: 'benchmark', now }),
   );
-  const key = await createKey(database.db, { accountId: account.id, name: 'benchmark', mode: 'live', now });
+  // --key-limits: limits every request is checked against and none reaches (the cost of checking).
+  const limits = args['key-limits'] ? { rpm: 1_000_000_000, tpm: 1_000_000_000, max_concurrency: 1_000_000 } : {};
+  const key = await createKey(database.db, { accountId: account.id, name: 'benchmark', mode: 'live', now, limits });
   await database.close();
   return key.key;
 }

@@ -103,8 +103,23 @@ export async function updateKey(
 ): Promise<PublicKey | undefined> {
   const set: Partial<ApiKeyRow> = { ...limitColumns(input.limits ?? {}) };
   if (input.expiresAt !== undefined) set.expires_at = input.expiresAt;
+  return changeKey(db, input, set);
+}
+
+/**
+ * Sets a key's columns (nothing when `set` is empty; with `activeOnly`, only while it is not
+ * revoked), scoped to `accountId` when given, tells every instance, and answers the key as it now
+ * is, or undefined when there is no such key (in that account).
+ */
+async function changeKey(
+  db: Db,
+  input: { keyId: string; accountId?: string },
+  set: Partial<ApiKeyRow>,
+  activeOnly = false,
+): Promise<PublicKey | undefined> {
   if (Object.keys(set).length) {
     let q = db.updateTable('api_keys').set(set).where('id', '=', input.keyId);
+    if (activeOnly) q = q.where('revoked_at', 'is', null);
     if (input.accountId) q = q.where('account_id', '=', input.accountId);
     await q.execute();
     await announceChange(db, input.keyId);
@@ -155,12 +170,6 @@ export async function rotateKey(
  * Revokes a key; idempotent. `accountId` scopes the change (the dashboard passes the signed-in
  * account, so nobody can revoke another account's key). Returns the key, or undefined.
  */
-export async function revokeKey(db: Db, input: { keyId: string; now: number; accountId?: string }): Promise<PublicKey | undefined> {
-  let q = db.updateTable('api_keys').set({ revoked_at: input.now }).where('id', '=', input.keyId).where('revoked_at', 'is', null);
-  if (input.accountId) q = q.where('account_id', '=', input.accountId);
-  await q.execute();
-  await announceChange(db, input.keyId);
-  const key = await getKey(db, input.keyId);
-  if (!key || (input.accountId && key.account_id !== input.accountId)) return undefined;
-  return key;
+export function revokeKey(db: Db, input: { keyId: string; now: number; accountId?: string }): Promise<PublicKey | undefined> {
+  return changeKey(db, input, { revoked_at: input.now }, true);
 }

@@ -4,6 +4,7 @@
 // grace, keys nobody has used for 30 days (revoke them).
 import { type FormEvent, useState } from 'react';
 import { ApiFailure, type ApiKey, api } from '../api.ts';
+import { DialogActions } from '../components/DialogActions.tsx';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { changeOf, emptyLimits, KeyLimitsFields, type LimitsForm, limitsFormOf, limitsSummary } from '../components/KeyLimitsFields.tsx';
 import { LoadStatus } from '../components/LoadStatus.tsx';
@@ -75,14 +76,7 @@ function EditLimitsDialog(props: { apiKey: ApiKey; onClose: () => void; onSaved:
         <p className="muted">Empty means no limit. Changes apply from the next request.</p>
         <KeyLimitsFields value={limits} onChange={setLimits} />
         <ErrorNote message={error} />
-        <div className="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Save limits
-          </button>
-        </div>
+        <DialogActions onCancel={props.onClose} label="Save limits" busy={busy} />
       </form>
     </Modal>
   );
@@ -132,14 +126,7 @@ function RotateDialog(props: { apiKey: ApiKey; onClose: () => void; onRotated: (
         </select>
       </label>
       <ErrorNote message={error} />
-      <div className="actions">
-        <button type="button" onClick={props.onClose}>
-          Cancel
-        </button>
-        <button type="button" className="primary" onClick={rotate} disabled={busy}>
-          Rotate key
-        </button>
-      </div>
+      <DialogActions onCancel={props.onClose} label="Rotate key" onClick={rotate} busy={busy} />
     </Modal>
   );
 }
@@ -201,14 +188,7 @@ function CreateKeyDialog(props: { onClose: () => void; onCreated: () => void }) 
           <KeyLimitsFields value={limits} onChange={setLimits} />
         </details>
         <ErrorNote message={error} />
-        <div className="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Create key
-          </button>
-        </div>
+        <DialogActions onCancel={props.onClose} label="Create key" busy={busy} />
       </form>
     </Modal>
   );
@@ -236,14 +216,7 @@ function RevokeDialog(props: { apiKey: ApiKey; onClose: () => void; onRevoked: (
         replace it.
       </p>
       <ErrorNote message={error} />
-      <div className="actions">
-        <button type="button" onClick={props.onClose}>
-          Cancel
-        </button>
-        <button type="button" className="danger" onClick={revoke} disabled={busy}>
-          Revoke Key
-        </button>
-      </div>
+      <DialogActions onCancel={props.onClose} label="Revoke Key" kind="danger" onClick={revoke} busy={busy} />
     </Modal>
   );
 }
