@@ -45,7 +45,7 @@ export interface Statements {
    * `limit`; whether it did. (A key's first hold is within its limit: the caller checks that.)
    */
   holdKeySpend(input: KeySpendHold): Promise<boolean>;
-  /** A key's spend row, if it has one. */
+  /** A key's spend row, if it has one (locked until COMMIT on PostgreSQL). */
   keySpend(keyId: string): Promise<KeySpendRow | undefined>;
   /** A key's hold released (`held`, 0 when it was released already) and `charge` spent in the period that began at `window`. */
   settleKeySpend(input: KeySpendSettle): Promise<void>;
@@ -164,6 +164,7 @@ export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
  */
 export function compileLedgerStatements(db: Db, dialect: Dialect) {
   const balances = db.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', param<string>('account'));
+  const keySpend = db.selectFrom('key_spend').select(['window_start', 'spent_micros', 'held_micros']).where('key_id', '=', param<string>('key'));
   return {
     hold: template(placeHold(db)),
     insertHold: template(insertHold(db)),
@@ -200,9 +201,9 @@ export function compileLedgerStatements(db: Db, dialect: Dialect) {
             ),
         ),
     ),
-    keySpend: template(
-      db.selectFrom('key_spend').select(['window_start', 'spent_micros', 'held_micros']).where('key_id', '=', param<string>('key')),
-    ),
+    // Locks the row on PostgreSQL, like balances: a settlement takes the key's row before the
+    // account's, in the order a hold takes them, so the two never wait on each other.
+    keySpend: template(dialect === 'postgres' ? keySpend.forUpdate() : keySpend),
     settleKeySpend: template(
       db
         .updateTable('key_spend')

@@ -198,6 +198,9 @@ export async function settle(
     (await s.settleOpenHold({ hold, close: input.close, now, change, entry: entry(0 /* set by the statement */), usage: usage() }))
   )
     return { chargedMicros: charge, holdWasOpen: true };
+  // A key's spend row is locked before the account's, as a hold locks them (no deadlock between
+  // a hold and a settlement of the same key on PostgreSQL).
+  if (hold.key_id !== null) await s.keySpend(hold.key_id);
   const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
@@ -223,6 +226,8 @@ export async function expireHold(
   hold: Pick<Hold, 'id' | 'account_id' | 'request_id' | 'amount_micros' | 'key_id'>,
   now: number,
 ): Promise<boolean> {
+  // The key's row first, as a hold and a settlement take them.
+  if (hold.key_id !== null) await s.keySpend(hold.key_id);
   if (!(await s.closeHold(hold.id, 'expired', now))) return false;
   if (hold.key_id !== null) await s.settleKeySpend({ key: hold.key_id, window: 0, held: hold.amount_micros, charge: 0 });
   const balance = await s.adjust(hold.account_id, { balance: 0, held: -hold.amount_micros });
