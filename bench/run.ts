@@ -327,6 +327,9 @@ async function honesty(t: Target, databaseUrl: string): Promise<{ ok: boolean; l
       .executeTakeFirstOrThrow();
     found += Number(r.n);
   }
+  // An older revision's database lacks this checkout's newer tables: brought up to date (its run
+  // is over) so that this checkout's verify can read it; migrations only add.
+  await migrateToLatest(database.db);
   const report = await verifyLedger(database.db);
   await database.close();
   const ok = found === ids.length && report.ok && report.openHolds === 0;

@@ -40,8 +40,8 @@ export type Deps = {
   sessionSweeper: SessionSweeper;
   /** Keys' rate limits (requests and tokens per minute, requests at once). */
   limiter: RateLimiter;
-  /** What GET /metrics reports. */
-  metrics: Metrics;
+  /** What GET /metrics reports; nothing is counted without BIZORA_METRICS_TOKEN. */
+  metrics: Metrics | undefined;
 };
 
 export async function createDeps(
@@ -86,7 +86,7 @@ export async function createDeps(
     sweeper,
     sessionSweeper,
     limiter,
-    metrics: new Metrics(database),
+    metrics: config.metricsToken ? new Metrics(database) : undefined,
     async close() {
       sweeper.stop();
       sessionSweeper.stop();

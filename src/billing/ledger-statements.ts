@@ -164,7 +164,10 @@ export type LedgerTemplates = ReturnType<typeof compileLedgerStatements>;
  */
 export function compileLedgerStatements(db: Db, dialect: Dialect) {
   const balances = db.selectFrom('accounts').select(['balance_micros', 'held_micros']).where('id', '=', param<string>('account'));
-  const keySpend = db.selectFrom('key_spend').select(['window_start', 'spent_micros', 'held_micros']).where('key_id', '=', param<string>('key'));
+  const keySpend = db
+    .selectFrom('key_spend')
+    .select(['window_start', 'spent_micros', 'held_micros'])
+    .where('key_id', '=', param<string>('key'));
   return {
     hold: template(placeHold(db)),
     insertHold: template(insertHold(db)),

@@ -30,7 +30,7 @@ export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterCo
     openMeters: deps.openMeters,
     now: deps.clock.now,
     holdTtlMs: deps.config.holdTtlSeconds * 1000,
-    metrics: deps.metrics,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   };
   let opened: Awaited<ReturnType<typeof Meter.open>>;
   try {
@@ -46,7 +46,7 @@ export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterCo
   }
   if (!opened.ok) {
     admitted?.finish(0);
-    deps.metrics.refused(opened.reason);
+    deps.metrics?.refused(opened.reason);
     throw insufficientBalance(opened);
   }
   return opened.meter;
@@ -64,7 +64,7 @@ async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstToken
   const admitted = await deps.limiter.admit(key, worstTokens, deps.clock.now());
   for (const [name, value] of Object.entries(rateLimitHeaders(key, admitted.state))) reply.raw.setHeader(name, value);
   if (!admitted.ok) {
-    deps.metrics.refused(admitted.limit);
+    deps.metrics?.refused(admitted.limit);
     const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
     throw new ApiError('rate_limited', {
       message: `${refusal(key, admitted.limit)} Retry after ${seconds} s.`,
@@ -77,7 +77,6 @@ async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstToken
 
 /** The x-ratelimit-* headers of a /v1 answer that is not a model call (the key's counters as they are). */
 export async function showRateLimits(deps: Deps, reply: FastifyReply, key: ApiKeyRow): Promise<void> {
-  if (key.rpm === null && key.tpm === null) return;
   const state = await deps.limiter.peek(key, deps.clock.now());
   for (const [name, value] of Object.entries(rateLimitHeaders(key, state))) reply.raw.setHeader(name, value);
 }

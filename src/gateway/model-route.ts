@@ -13,7 +13,7 @@ const WHERE: Record<'chat' | 'embedding', string> = { chat: '/v1/chat/completion
 export function modelFor(deps: Deps, modelId: string, auth: AuthContext, kind: 'chat' | 'embedding'): ModelRoute {
   const route = deps.models.resolve(modelId, auth.key.mode);
   if (route && !allowsModel(auth.key, modelId)) {
-    deps.metrics.refused('model');
+    deps.metrics?.refused('model');
     throw new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${modelId}'.` });
   }
   if (!route) {

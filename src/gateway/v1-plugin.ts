@@ -33,7 +33,7 @@ export async function v1Plugin(app: FastifyInstance, opts: { deps: Deps }): Prom
     request.auth = await authenticate(deps.findKey, request.headers, deps.clock.now());
     deps.lastUsed.touch(request.auth.key.id, deps.clock.now());
     // Every answer to a key with rate limits says where it stands (a model call, once admitted, says it again).
-    await showRateLimits(deps, reply, request.auth.key);
+    if (request.auth.key.rpm !== null || request.auth.key.tpm !== null) await showRateLimits(deps, reply, request.auth.key);
   });
   const serveChat = chatPipeline(deps);
   registerChatCompletions(app, serveChat);

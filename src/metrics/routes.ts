@@ -14,12 +14,13 @@ const sameSecret = (a: string, b: string): boolean => {
 
 export function registerMetrics(app: FastifyInstance, deps: Deps): void {
   const { metrics } = deps;
+  const token = deps.config.metricsToken;
+  // Off by default: nothing is counted, and the route does not exist.
+  if (!metrics || !token) return;
   app.addHook('onResponse', (request, reply, done) => {
     metrics.httpAnswer(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode);
     done();
   });
-  const token = deps.config.metricsToken;
-  if (!token) return;
   app.get(
     '/metrics',
     { logLevel: 'warn', config: { pressureHandler: () => undefined }, schema: { hide: true } },
