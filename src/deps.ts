@@ -68,7 +68,7 @@ export async function createDeps(
         url: config.redisUrl,
         onFailure: config.limitsOnRedisFailure,
         // A request's in-progress entry outlives the longest a request can run.
-        requestLifetimeMs: config.upstreamTimeoutMs + REQUEST_GRACE_MS + config.shutdownGraceMs,
+        requestLifetimeMs: config.upstreamTimeoutMs + REQUEST_GRACE_MS + config.shutdownGraceMs + 2 * config.dbTimeoutMs,
       })
     : new MemoryRateLimiter();
   return {

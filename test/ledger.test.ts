@@ -277,9 +277,30 @@ for (const kind of testDatabaseKinds())
                       .where('id', '=', hold.id)
                       .execute();
                     await expireHolds(db, ledger, now);
+                    // Its request settles late: charged only what the account and the key still have room for.
+                    const late = await ledger.run((s) =>
+                      settle(s, {
+                        hold,
+                        costMicros: hold.amount_micros,
+                        now,
+                        close: 'settled',
+                        usage: usageFor(hold, key.id, now),
+                        keySpend: { limitMicros: limit, window: 0 },
+                      }),
+                    );
+                    assert.equal(late.holdWasOpen, false);
+                    spent += late.chargedMicros;
+                    balance -= late.chargedMicros;
                   } else {
                     const r = await ledger.run((s) =>
-                      settle(s, { hold, costMicros: o.cost, now, close: 'settled', usage: usageFor(hold, key.id, now), keyWindow: 0 }),
+                      settle(s, {
+                        hold,
+                        costMicros: o.cost,
+                        now,
+                        close: 'settled',
+                        usage: usageFor(hold, key.id, now),
+                        keySpend: { limitMicros: limit, window: 0 },
+                      }),
                     );
                     spent += r.chargedMicros;
                     balance -= r.chargedMicros;
@@ -296,6 +317,35 @@ for (const kind of testDatabaseKinds())
           ),
           { numRuns: kind === 'sqlite' ? 40 : 15 },
         );
+      });
+
+      test("a late settlement of a key's expired hold is charged only what the key's limit has left", async () => {
+        const now = Date.now();
+        const { acct, key } = await fundedAccount(1_000_000, now);
+        const keySpend = { keyId: key.id, limitMicros: 100_000, window: 0 };
+        const hold = async (n: number) => {
+          const r = await ledger.run((s) =>
+            reserve(s, { accountId: acct.id, requestId: `req_late${n}_${key.id}`, amountMicros: 100_000, now, ttlMs: 60_000, keySpend }),
+          );
+          assert.ok(r.ok);
+          return r.hold;
+        };
+        const settleAt = (h: Hold) =>
+          ledger.run((s) => settle(s, { hold: h, costMicros: 100_000, now, close: 'settled', usage: usageFor(h, key.id, now), keySpend }));
+        const first = await hold(1);
+        await database.db
+          .updateTable('holds')
+          .set({ expires_at: now - 1 })
+          .where('id', '=', first.id)
+          .execute();
+        await expireHolds(database.db, ledger, now);
+        // The expiry gave the room back, and another request took all of it.
+        assert.equal((await settleAt(await hold(2))).chargedMicros, 100_000);
+        const late = await settleAt(first);
+        assert.deepEqual([late.holdWasOpen, late.chargedMicros], [false, 0]);
+        const row = await database.db.selectFrom('key_spend').selectAll().where('key_id', '=', key.id).executeTakeFirstOrThrow();
+        assert.deepEqual([row.spent_micros, row.held_micros], [100_000, 0]);
+        assert.deepEqual((await verifyLedger(database.db)).problems, []);
       });
 
       test("a key's spend period starts from nothing: yesterday's spend does not count today", async () => {
@@ -322,7 +372,7 @@ for (const kind of testDatabaseKinds())
             now,
             close: 'settled',
             usage: usageFor(first.hold, key.id, now),
-            keyWindow: day(now).window,
+            keySpend: day(now),
           }),
         );
         const again = await hold(now + 1000, 20_000, 2);
@@ -337,7 +387,7 @@ for (const kind of testDatabaseKinds())
             now: tomorrow,
             close: 'released',
             usage: usageFor(next.hold, key.id, tomorrow),
-            keyWindow: day(tomorrow).window,
+            keySpend: day(tomorrow),
           }),
         );
         const row = await database.db.selectFrom('key_spend').selectAll().where('key_id', '=', key.id).executeTakeFirstOrThrow();

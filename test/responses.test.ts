@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { MAGIC } from '../src/backends/simulator.ts';
 import { costMicros } from '../src/billing/pricing.ts';
 import { loadConfig } from '../src/config.ts';
+import { createKey } from '../src/keys/key-store.ts';
 import { assertBooksBalance, type Harness, startHarness, testModel } from './support/harness.ts';
 import { type MockUpstream, startMockUpstream, TOOL_ARGUMENTS, WORDS } from './support/mock-upstream.ts';
 
@@ -416,6 +417,13 @@ describe('the Responses API passed through to an upstream that serves it (respon
     const r = await sandbox.responses.create({ model: 'bizora', input: 'Say hello.' });
     assert.match(r.output_text, /You said/);
     assert.equal(mock.requests.length, asked);
+  });
+
+  test("a key's tokens per minute count the request as counted, not the whole context its hold covers", async () => {
+    const k = await createKey(h.deps.db, { accountId, name: 'tpm', mode: 'live', now: Date.now(), limits: { tpm: 5_000 } });
+    const limited = new OpenAI({ apiKey: k.key, baseURL: h.baseURL, maxRetries: 0 });
+    const r = await limited.responses.create({ model: 'bizora', input: 'hello', max_output_tokens: 100 });
+    assert.equal(r.status, 'completed');
   });
 
   test('responses_api is refused at start-up for a model without an upstream to pass it to', () => {

@@ -166,8 +166,8 @@ export async function settle(
     now: number;
     close: 'settled' | 'released';
     usage: NewUsageRecord;
-    /** When the key's spend period that the charge counts in began (a key with a spend limit). */
-    keyWindow?: number;
+    /** The key's spend limit now (a key-limited hold): when the period the charge counts in began, and the limit. */
+    keySpend?: Omit<KeySpendLimit, 'keyId'> | null;
   },
 ): Promise<SettleResult> {
   const { hold, now } = input;
@@ -200,7 +200,8 @@ export async function settle(
     return { chargedMicros: charge, holdWasOpen: true };
   // A key's spend row is locked before the account's, as a hold locks them (no deadlock between
   // a hold and a settlement of the same key on PostgreSQL).
-  if (hold.key_id !== null) await s.keySpend(hold.key_id);
+  const window = input.keySpend?.window ?? 0;
+  const spend = hold.key_id !== null ? await s.keySpend(hold.key_id) : undefined;
   const holdWasOpen = await s.closeHold(hold.id, input.close, now);
   let balanceAfter: number | undefined;
   if (holdWasOpen) {
@@ -208,6 +209,11 @@ export async function settle(
   } else if (charge > 0) {
     const acct = await s.balances(hold.account_id);
     charge = acct ? Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros)) : 0;
+    // Nor past what the key's spend limit has left (its expiry gave the room back).
+    if (input.keySpend && spend) {
+      const used = (spend.window_start < window ? 0 : spend.spent_micros) + spend.held_micros;
+      charge = Math.min(charge, Math.max(0, input.keySpend.limitMicros - used));
+    }
     if (charge > 0) balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: 0 });
   }
   if (balanceAfter === undefined) charge = 0;
@@ -215,7 +221,7 @@ export async function settle(
   await s.insertUsage(usage());
   if (hold.key_id !== null) {
     // A hold the sweeper closed was released from the key's spend then.
-    await s.settleKeySpend({ key: hold.key_id, window: input.keyWindow ?? 0, held: holdWasOpen ? hold.amount_micros : 0, charge });
+    await s.settleKeySpend({ key: hold.key_id, window, held: holdWasOpen ? hold.amount_micros : 0, charge });
   }
   return { chargedMicros: charge, holdWasOpen };
 }
@@ -331,6 +337,16 @@ export async function verifyLedger(db: Db): Promise<LedgerReport> {
     )
     .select(['ks.key_id', 'ks.held_micros', 'h.held'])
     .execute();
+  const unaccounted = await db
+    .selectFrom('holds')
+    .leftJoin('key_spend', 'key_spend.key_id', 'holds.key_id')
+    .select('holds.id')
+    .where('holds.status', '=', 'open')
+    .where('holds.key_id', 'is not', null)
+    .where('key_spend.key_id', 'is', null)
+    .limit(20)
+    .execute();
+  for (const u of unaccounted) problems.push(`hold ${u.id}: counts against a key that holds nothing`);
   for (const k of keyHolds) {
     const held = Number(k.held ?? 0);
     if (held !== Number(k.held_micros)) problems.push(`key ${k.key_id}: open holds sum to ${held} but its spend holds ${k.held_micros}`);

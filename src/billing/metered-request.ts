@@ -4,7 +4,7 @@
 // sk_test_ requests get a meter without a hold: recorded, never billed.
 import type { ModelConfig } from '../config.ts';
 import type { Hold, UsageStatus } from '../db/schema.ts';
-import { keySpendLimit, spendWindow } from '../keys/key-limits.ts';
+import { keySpendLimit } from '../keys/key-limits.ts';
 import type { AuthContext } from '../keys/verify.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { reserve, settle } from './ledger.ts';
@@ -189,7 +189,7 @@ export class Meter {
         now,
         close: cost > 0 ? 'settled' : 'released',
         usage,
-        keyWindow: spendWindow(ctx.auth.key.spend_period, now),
+        keySpend: keySpendLimit(ctx.auth.key, now),
       }),
     );
     return r.chargedMicros;

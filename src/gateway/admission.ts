@@ -24,7 +24,8 @@ const refusal = (key: RateLimitedKey, limit: LimitName): string => {
  * the tokens per minute). The meter it answers with finishes the admission when it closes.
  */
 export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterContext, worstTokens: number): Promise<Meter> {
-  const admitted = await admit(deps, reply, ctx.auth.key, worstTokens);
+  // A key without rate limits takes no extra step.
+  const admitted = hasRateLimits(ctx.auth.key) ? await admit(deps, reply, ctx.auth.key, worstTokens) : null;
   const meterDeps = {
     ledger: deps.ledger,
     openMeters: deps.openMeters,
@@ -52,8 +53,7 @@ export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterCo
   return opened.meter;
 }
 
-async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstTokens: number): Promise<Admitted | null> {
-  if (!hasRateLimits(key)) return null;
+async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstTokens: number): Promise<Admitted> {
   if (key.tpm !== null && worstTokens > key.tpm) {
     // It would never fit in a minute: waiting is no help, so it is not a 429 a client would retry.
     throw new ApiError('invalid_request', {

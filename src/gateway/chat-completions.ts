@@ -154,7 +154,8 @@ export function chatPipeline(deps: Deps): ChatPipeline {
       stream: exchange.stream,
       startedAt: deps.clock.now(),
     };
-    return admitAndHold(deps, reply, ctx, prompt + limits.maxOutput);
+    // Tokens per minute count the prompt as counted: the whole context held for money is not its size.
+    return admitAndHold(deps, reply, ctx, limits.promptTokens + limits.maxOutput);
   }
 
   async function answer<J, S>(exchange: Exchange<J, S>, limits: ChatLimits, meter: Meter, lifetime: RequestLifetime, reply: FastifyReply) {

@@ -45,9 +45,9 @@ export async function checkLimits(body: ChatRequest, route: ModelRoute, names?: 
  * used: an upstream ignores the one it does not know, and would then write past the hold).
  */
 export function upstreamRequest(body: ChatRequest, route: ModelRoute, perChoice: number, stream: boolean): ChatRequest {
-  const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
-  delete req.max_tokens;
-  delete req.max_completion_tokens;
+  // Rest-destructured rather than deleted: a deleted property turns the object slow to serialise.
+  const { max_tokens: _tokens, max_completion_tokens: _completionTokens, ...rest } = body;
+  const req: ChatRequest = { ...rest, model: route.model.upstream_model ?? route.model.id };
   req[route.model.max_tokens_field] = perChoice;
   if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
   return req;

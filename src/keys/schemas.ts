@@ -27,7 +27,11 @@ export const KeyLimitsChange = Type.Object({
   spend_limit_cents: Type.Optional(Limit),
   spend_period: Type.Optional(Nullable(SpendPeriodSchema)),
   models: Type.Optional(Nullable(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100 }))),
-  expires_at: Type.Optional(Nullable(Type.Integer({ minimum: 0, description: 'Unix milliseconds; null: never' }))),
+  expires_at: Type.Optional(
+    Nullable(
+      Type.Integer({ minimum: 0, maximum: 253_402_300_799_999, description: 'Unix milliseconds (before the year 10000); null: never' }),
+    ),
+  ),
 });
 
 export const ApiKeyView = Type.Object(

@@ -21,12 +21,14 @@ const CONCURRENCY_RETRY_MS = 1000;
 
 export class MemoryRateLimiter implements RateLimiter {
   private readonly counters = new Map<string, Counters>();
+  /** The window of the last sweep: at most one per window, however many keys arrive. */
+  private sweptIn = -1;
 
   private current(keyId: string, now: number): { c: Counters; endsAt: number } {
     const { index, endsAt } = windowOf(now);
     let c = this.counters.get(keyId);
     if (!c) {
-      if (this.counters.size >= SWEEP_AT) this.sweep(index);
+      if (this.counters.size >= SWEEP_AT && this.sweptIn !== index) this.sweep(index);
       c = { window: index, requests: 0, tokens: 0, inFlight: 0 };
       this.counters.set(keyId, c);
     } else if (c.window !== index) {
@@ -38,6 +40,7 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   private sweep(index: number): void {
+    this.sweptIn = index;
     for (const [id, c] of this.counters) if (c.window !== index && c.inFlight === 0) this.counters.delete(id);
   }
 

@@ -49,7 +49,11 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
     const m = typeof auth === 'string' ? /^bearer\s+(\S+)$/i.exec(auth.trim()) : null;
     const key = m?.[1] ? await findAdminKey(deps.db, m[1]) : undefined;
     if (!key) throw new ApiError('invalid_admin_key');
-    await deps.db.updateTable('admin_keys').set({ last_used_at: deps.clock.now() }).where('id', '=', key.id).execute();
+    // Last used to the minute: not a database write on every request.
+    const now = deps.clock.now();
+    if (key.last_used_at === null || now - key.last_used_at >= 60_000) {
+      await deps.db.updateTable('admin_keys').set({ last_used_at: now }).where('id', '=', key.id).execute();
+    }
   });
   const r = typed(app);
   const account = async (id: string) => {
