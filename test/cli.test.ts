@@ -110,65 +110,68 @@ for (const kind of testDatabaseKinds()) {
     });
 
     // The limits' own logic runs on both databases in key-limits and management-api: here, the flags.
-    onSqliteOnly('keys create with limits, keys update changes only the flags given (0 or none clears), the server applies them at once', async () => {
-      const acct = await h.newAccount({ cents: 100 });
-      type KeyOut = {
-        id: string;
-        key: string;
-        rpm: number | null;
-        tpm: number | null;
-        max_concurrency: number | null;
-        spend_limit_cents: number | null;
-        spend_period: string | null;
-        models: string[] | null;
-        expires_at: string | null;
-      };
-      const k = await json<KeyOut>(
-        'keys',
-        'create',
-        '--account',
-        acct.id,
-        '--name',
-        'limited',
-        '--rpm',
-        '2',
-        '--tpm',
-        '50000',
-        '--max-concurrency',
-        '3',
-        '--spend-limit-cents',
-        '40',
-        '--spend-period',
-        'day',
-        '--models',
-        'bizora',
-        '--expires-in',
-        '30d',
-      );
-      assert.deepEqual(
-        [k.rpm, k.tpm, k.max_concurrency, k.spend_limit_cents, k.spend_period, k.models],
-        [2, 50_000, 3, 40, 'day', ['bizora']],
-      );
-      assert.ok(k.expires_at && Math.abs(Date.parse(k.expires_at) - (Date.now() + 30 * 86_400_000)) < 60_000);
-      const chat = () =>
-        fetch(`${h.baseURL}/chat/completions`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'bizora', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
-        });
-      assert.deepEqual([(await chat()).status, (await chat()).status, (await chat()).status], [200, 200, 429]);
-      const updated = await json<KeyOut>('keys', 'update', k.id, '--rpm', 'none', '--models', 'none', '--spend-period', 'month');
-      assert.deepEqual(
-        [updated.rpm, updated.tpm, updated.models, updated.spend_limit_cents, updated.spend_period],
-        [null, 50_000, null, 40, 'month'],
-      );
-      assert.equal((await chat()).status, 200, 'the cleared limit is gone on the next request');
-      const bad = await cli('keys', 'update', k.id, '--rpm', '-3');
-      assert.notEqual(bad.code, 0);
-      assert.match(bad.stderr, /positive whole number/);
-      const human = await cli('keys', 'list', '--account', acct.id);
-      assert.match(human.stdout, /50000 tpm, 3 at once, spend 40 cents per month/);
-    });
+    onSqliteOnly(
+      'keys create with limits, keys update changes only the flags given (0 or none clears), the server applies them at once',
+      async () => {
+        const acct = await h.newAccount({ cents: 100 });
+        type KeyOut = {
+          id: string;
+          key: string;
+          rpm: number | null;
+          tpm: number | null;
+          max_concurrency: number | null;
+          spend_limit_cents: number | null;
+          spend_period: string | null;
+          models: string[] | null;
+          expires_at: string | null;
+        };
+        const k = await json<KeyOut>(
+          'keys',
+          'create',
+          '--account',
+          acct.id,
+          '--name',
+          'limited',
+          '--rpm',
+          '2',
+          '--tpm',
+          '50000',
+          '--max-concurrency',
+          '3',
+          '--spend-limit-cents',
+          '40',
+          '--spend-period',
+          'day',
+          '--models',
+          'bizora',
+          '--expires-in',
+          '30d',
+        );
+        assert.deepEqual(
+          [k.rpm, k.tpm, k.max_concurrency, k.spend_limit_cents, k.spend_period, k.models],
+          [2, 50_000, 3, 40, 'day', ['bizora']],
+        );
+        assert.ok(k.expires_at && Math.abs(Date.parse(k.expires_at) - (Date.now() + 30 * 86_400_000)) < 60_000);
+        const chat = () =>
+          fetch(`${h.baseURL}/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'bizora', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+          });
+        assert.deepEqual([(await chat()).status, (await chat()).status, (await chat()).status], [200, 200, 429]);
+        const updated = await json<KeyOut>('keys', 'update', k.id, '--rpm', 'none', '--models', 'none', '--spend-period', 'month');
+        assert.deepEqual(
+          [updated.rpm, updated.tpm, updated.models, updated.spend_limit_cents, updated.spend_period],
+          [null, 50_000, null, 40, 'month'],
+        );
+        assert.equal((await chat()).status, 200, 'the cleared limit is gone on the next request');
+        const bad = await cli('keys', 'update', k.id, '--rpm', '-3');
+        assert.notEqual(bad.code, 0);
+        assert.match(bad.stderr, /positive whole number/);
+        const human = await cli('keys', 'list', '--account', acct.id);
+        assert.match(human.stdout, /50000 tpm, 3 at once, spend 40 cents per month/);
+      },
+    );
 
     onSqliteOnly('keys rotate prints the new secret once; the old one works for --grace; --grace 0 ends it at once', async () => {
       const acct = await h.newAccount({ cents: 100 });
