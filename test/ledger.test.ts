@@ -315,7 +315,7 @@ for (const kind of testDatabaseKinds())
               assert.deepEqual((await verifyLedger(db)).problems, []);
             },
           ),
-          { numRuns: kind === 'sqlite' ? 40 : 15 },
+          { numRuns: kind === 'sqlite' ? 25 : 8 },
         );
       });
 

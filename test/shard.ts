@@ -28,6 +28,7 @@ async function load(): Promise<void> {
     process.disconnect?.();
     return;
   }
+  const started = performance.now();
   try {
     await import(pathToFileURL(file).href);
   } catch (err) {
@@ -35,7 +36,11 @@ async function load(): Promise<void> {
       throw err;
     });
   }
-  test(`${file} ${MARKER}`, () => outside.runInAsyncScope(load));
+  test(`${file} ${MARKER}`, () => {
+    // BIZORA_TEST_TIMES=1: how long each file took, on standard error (to find what to speed up).
+    if (process.env.BIZORA_TEST_TIMES === '1') process.stderr.write(`# ${((performance.now() - started) / 1000).toFixed(1)} s ${file}\n`);
+    return outside.runInAsyncScope(load);
+  });
 }
 
 await load();

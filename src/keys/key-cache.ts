@@ -15,6 +15,15 @@ export const KEY_CACHE_TTL_MS = 1000;
 /** The most keys kept; past it the oldest entries go first. */
 const MAX_ENTRIES = 50_000;
 
+// The caches of this process: a change made here (the dashboard, the management API) empties them
+// at once, before its NOTIFY comes back.
+const caches = new Set<Map<string, unknown>>();
+
+/** Forgets every key this process cached (called by key-store after it changes a key). */
+export function forgetCachedKeys(): void {
+  for (const c of caches) c.clear();
+}
+
 export type KeyCache = { find: KeyFinder; clear(): void; readonly listening: boolean; close(): Promise<void> };
 
 export function cachedKeyFinder(
@@ -22,6 +31,7 @@ export function cachedKeyFinder(
   opts: { databaseUrl: string; now: () => number; onError?: (err: unknown) => void },
 ): KeyCache {
   const entries = new Map<string, { row: ApiKeyRow; until: number }>();
+  caches.add(entries);
   let listening = false;
   let closed = false;
   let client: pg.Client | undefined;
@@ -80,6 +90,7 @@ export function cachedKeyFinder(
     },
     async close() {
       closed = true;
+      caches.delete(entries);
       clearTimeout(retry);
       listening = false;
       const c = client;

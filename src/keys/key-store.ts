@@ -4,7 +4,7 @@ import { PostgresAdapter, sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
-import { KEY_CHANGES_CHANNEL } from './key-cache.ts';
+import { forgetCachedKeys, KEY_CHANGES_CHANNEL } from './key-cache.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
 import { type KeyLimits, limitColumns } from './key-limits.ts';
 import { MAX_KEY_NAME } from './key-name.ts';
@@ -16,6 +16,7 @@ export type PublicKey = Omit<ApiKeyRow, 'hash' | 'previous_hash'>;
  * each forgets the keys it cached. SQLite servers do not cache keys.
  */
 async function announceChange(db: Db, keyId: string): Promise<void> {
+  forgetCachedKeys();
   if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${keyId})`.execute(db);
 }
 export type CreatedKey = PublicKey & { key: string };
