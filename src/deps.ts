@@ -15,8 +15,7 @@ import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
 import { MemoryRateLimiter } from './limits/memory-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
-import { RedisRateLimiter } from './limits/redis-limiter.ts';
-import { Metrics } from './metrics/metrics.ts';
+import type { Metrics } from './metrics/metrics.ts';
 
 export type Deps = {
   config: Config;
@@ -63,8 +62,9 @@ export async function createDeps(
     database.dialect === 'postgres' && config.pgPreparedStatements
       ? cachedKeyFinder(findKey, { databaseUrl: config.databaseUrl, now: clock.now })
       : undefined;
+  // Redis's client and prom-client are loaded only when configured (memory: bench/README.md).
   const limiter: RateLimiter = config.redisUrl
-    ? new RedisRateLimiter({
+    ? new (await import('./limits/redis-limiter.ts')).RedisRateLimiter({
         url: config.redisUrl,
         onFailure: config.limitsOnRedisFailure,
         // A request's in-progress entry outlives the longest a request can run.
@@ -86,7 +86,7 @@ export async function createDeps(
     sweeper,
     sessionSweeper,
     limiter,
-    metrics: config.metricsToken ? new Metrics(database) : undefined,
+    metrics: config.metricsToken ? new (await import('./metrics/metrics.ts')).Metrics(database) : undefined,
     async close() {
       sweeper.stop();
       sessionSweeper.stop();
