@@ -6,10 +6,11 @@
 // outcomes (insufficient balance, hold already closed) are values.
 import type { Db } from '../db/connection.ts';
 import type { Hold, LedgerEntry, LedgerKind, NewUsageRecord } from '../db/schema.ts';
+import type { SpendLimit } from '../keys/key-limits.ts';
 import { newId } from '../lib/ids.ts';
 import { usageCosts } from '../usage/usage-store.ts';
 import type { LedgerExecutor } from './ledger-executor.ts';
-import type { GrantRecord, LedgerStatements } from './ledger-statements.ts';
+import type { GrantRecord, KeySpendRow, LedgerStatements } from './ledger-statements.ts';
 
 type EntryInput = {
   accountId: string;
@@ -107,7 +108,11 @@ export type ReserveResult =
   | { ok: false; reason: 'key_spend_limit'; availableMicros: number };
 
 /** A key's spend limit, for a hold: the limit, and when its current period began (0 for a total). */
-export type KeySpendLimit = { keyId: string; limitMicros: number; window: number };
+export type KeySpendLimit = SpendLimit;
+
+/** What a key's spend row counts against its limit in the period that began at `window`: spent in it, and held. */
+export const spendUsed = (spend: KeySpendRow | undefined, window: number): number =>
+  spend ? (spend.window_start < window ? 0 : spend.spent_micros) + spend.held_micros : 0;
 
 /**
  * Holds `amountMicros` of the account's available balance for one request, in one conditional
@@ -135,8 +140,7 @@ export async function reserve(
   };
   const keySpend = limit && { key: limit.keyId, window: limit.window, amount, limit: limit.limitMicros };
   if (keySpend && (amount > keySpend.limit || !(await s.holdKeySpend(keySpend)))) {
-    const spend = await s.keySpend(keySpend.key);
-    const used = spend ? (spend.window_start < keySpend.window ? 0 : spend.spent_micros) + spend.held_micros : 0;
+    const used = spendUsed(await s.keySpend(keySpend.key), keySpend.window);
     return { ok: false, reason: 'key_spend_limit', availableMicros: Math.max(0, keySpend.limit - used) };
   }
   if (!(await s.holdAndInsert(hold))) {
@@ -210,10 +214,7 @@ export async function settle(
     const acct = await s.balances(hold.account_id);
     charge = acct ? Math.min(charge, Math.max(0, acct.balance_micros - acct.held_micros)) : 0;
     // Nor past what the key's spend limit has left (its expiry gave the room back).
-    if (input.keySpend && spend) {
-      const used = (spend.window_start < window ? 0 : spend.spent_micros) + spend.held_micros;
-      charge = Math.min(charge, Math.max(0, input.keySpend.limitMicros - used));
-    }
+    if (input.keySpend) charge = Math.min(charge, Math.max(0, input.keySpend.limitMicros - spendUsed(spend, window)));
     if (charge > 0) balanceAfter = await s.adjust(hold.account_id, { balance: -charge, held: 0 });
   }
   if (balanceAfter === undefined) charge = 0;

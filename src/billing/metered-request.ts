@@ -53,7 +53,7 @@ export type Refused = {
   maxAffordableTokens: number | null;
 };
 
-type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters; metrics?: Metrics };
+export type MeterDeps = { ledger: LedgerExecutor; now: () => number; holdTtlMs: number; openMeters: OpenMeters; metrics?: Metrics };
 
 export class Meter {
   private closing: Promise<number> | undefined;

@@ -4,7 +4,7 @@
 // balance or the key's spend limit does not cover it); the admission is finished when the
 // request's meter closes (its tokens corrected to what it used).
 import type { FastifyReply } from 'fastify';
-import { Meter, type MeterContext } from '../billing/metered-request.ts';
+import { Meter, type MeterContext, type MeterDeps } from '../billing/metered-request.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import type { Deps } from '../deps.ts';
 import { ApiError } from '../errors.ts';
@@ -26,16 +26,9 @@ const refusal = (key: RateLimitedKey, limit: LimitName): string => {
 export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterContext, worstTokens: number): Promise<Meter> {
   // A key without rate limits takes no extra step.
   const admitted = hasRateLimits(ctx.auth.key) ? await admit(deps, reply, ctx.auth.key, worstTokens) : null;
-  const meterDeps = {
-    ledger: deps.ledger,
-    openMeters: deps.openMeters,
-    now: deps.clock.now,
-    holdTtlMs: deps.config.holdTtlSeconds * 1000,
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
-  };
   let opened: Awaited<ReturnType<typeof Meter.open>>;
   try {
-    opened = await Meter.open(meterDeps, {
+    opened = await Meter.open(meterDepsOf(deps), {
       ...ctx,
       release: admitted?.finish,
       route: reply.request.routeOptions.url ?? 'unknown',
@@ -53,6 +46,27 @@ export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterCo
   return opened.meter;
 }
 
+// What a meter needs of the server, made once per server rather than once per request.
+const meterDeps = new WeakMap<Deps, MeterDeps>();
+function meterDepsOf(deps: Deps): MeterDeps {
+  let m = meterDeps.get(deps);
+  if (!m) {
+    m = {
+      ledger: deps.ledger,
+      openMeters: deps.openMeters,
+      now: deps.clock.now,
+      holdTtlMs: deps.config.holdTtlSeconds * 1000,
+      ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    };
+    meterDeps.set(deps, m);
+  }
+  return m;
+}
+
+const setHeaders = (reply: FastifyReply, headers: Record<string, string>) => {
+  for (const [name, value] of Object.entries(headers)) reply.raw.setHeader(name, value);
+};
+
 async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstTokens: number): Promise<Admitted> {
   if (key.tpm !== null && worstTokens > key.tpm) {
     // It would never fit in a minute: waiting is no help, so it is not a 429 a client would retry.
@@ -62,7 +76,7 @@ async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstToken
     });
   }
   const admitted = await deps.limiter.admit(key, worstTokens, deps.clock.now());
-  for (const [name, value] of Object.entries(rateLimitHeaders(key, admitted.state))) reply.raw.setHeader(name, value);
+  setHeaders(reply, rateLimitHeaders(key, admitted.state));
   if (!admitted.ok) {
     deps.metrics?.refused(admitted.limit);
     const seconds = Math.max(1, Math.ceil(admitted.retryAfterMs / 1000));
@@ -77,6 +91,5 @@ async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstToken
 
 /** The x-ratelimit-* headers of a /v1 answer that is not a model call (the key's counters as they are). */
 export async function showRateLimits(deps: Deps, reply: FastifyReply, key: ApiKeyRow): Promise<void> {
-  const state = await deps.limiter.peek(key, deps.clock.now());
-  for (const [name, value] of Object.entries(rateLimitHeaders(key, state))) reply.raw.setHeader(name, value);
+  setHeaders(reply, rateLimitHeaders(key, await deps.limiter.peek(key, deps.clock.now())));
 }

@@ -1,5 +1,6 @@
 // A key's limits as /v1/key shows them, with what is left: of its rate limits in the current
 // minute (in this process, or shared through Redis), of its spend limit in the current period.
+import { spendUsed } from '../billing/ledger.ts';
 import { floorCents } from '../billing/pricing.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import type { Deps } from '../deps.ts';
@@ -25,8 +26,7 @@ export async function keyLimitsView(deps: Deps, key: ApiKeyRow) {
   let spend_remaining_cents = null;
   if (key.spend_limit_micros !== null) {
     const spend = await deps.db.selectFrom('key_spend').selectAll().where('key_id', '=', key.id).executeTakeFirst();
-    const window = spendWindow(key.spend_period, now);
-    const used = spend ? (Number(spend.window_start) < window ? 0 : Number(spend.spent_micros)) + Number(spend.held_micros) : 0;
+    const used = spendUsed(spend, spendWindow(key.spend_period, now));
     spend_remaining_cents = floorCents(Math.max(0, key.spend_limit_micros - used));
   }
   return {

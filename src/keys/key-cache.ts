@@ -26,10 +26,7 @@ export function forgetCachedKeys(): void {
 
 export type KeyCache = { find: KeyFinder; clear(): void; readonly listening: boolean; close(): Promise<void> };
 
-export function cachedKeyFinder(
-  find: KeyFinder,
-  opts: { databaseUrl: string; now: () => number; onError?: (err: unknown) => void },
-): KeyCache {
+export function cachedKeyFinder(find: KeyFinder, opts: { databaseUrl: string; now: () => number }): KeyCache {
   const entries = new Map<string, { row: ApiKeyRow; until: number }>();
   caches.add(entries);
   let listening = false;
@@ -41,20 +38,19 @@ export function cachedKeyFinder(
   async function listen(): Promise<void> {
     const c = new pg.Client({ connectionString: opts.databaseUrl, connectionTimeoutMillis: 2000, keepAlive: true });
     client = c;
-    const down = (err?: unknown) => {
+    const down = () => {
       if (client !== c) return;
       listening = false;
       entries.clear();
       client = undefined;
       c.end().catch(() => {});
-      if (err) opts.onError?.(err);
       if (!closed) {
         retry = setTimeout(() => void listen(), backoff);
         retry.unref();
         backoff = Math.min(backoff * 2, 5000);
       }
     };
-    c.on('error', down);
+    c.on('error', () => down());
     c.on('end', () => down());
     c.on('notification', () => entries.clear());
     try {
@@ -65,8 +61,9 @@ export function cachedKeyFinder(
       entries.clear();
       listening = true;
       backoff = 100;
-    } catch (err) {
-      down(err);
+    } catch {
+      // Not listening: keys are read every request until the retry connects.
+      down();
     }
   }
   void listen();

@@ -4,6 +4,7 @@
 // api_keys (the spend limit in micro-USD, the models as a JSON list).
 import type { ApiKeyRow, SpendPeriod } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
+import { DAY_MS } from '../lib/durations.ts';
 import { MICROS_PER_CENT } from '../lib/money.ts';
 
 export const SPEND_PERIODS = ['day', 'month', 'total'] as const satisfies readonly SpendPeriod[];
@@ -105,7 +106,7 @@ export const allowsModel = (row: Pick<ApiKeyRow, 'models'>, modelId: string): bo
 
 /** When the spend period that contains `now` began (UTC), in Unix milliseconds; 0 for a limit in total. */
 export function spendWindow(period: SpendPeriod | null, now: number): number {
-  if (period === 'day') return now - (now % 86_400_000);
+  if (period === 'day') return now - (now % DAY_MS);
   if (period === 'month') {
     const d = new Date(now);
     return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
@@ -113,7 +114,7 @@ export function spendWindow(period: SpendPeriod | null, now: number): number {
   return 0;
 }
 
-/** A key's spend limit for a hold (the ledger's KeySpendLimit): the limit, and when its current period began. */
+/** A key's spend limit for a hold (the ledger's KeySpendLimit): the limit, and when its current period began (0 for a total). */
 export type SpendLimit = { keyId: string; limitMicros: number; window: number };
 
 /** The key's spend limit for a hold placed at `now`, or null when it has none. */

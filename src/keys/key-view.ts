@@ -1,10 +1,10 @@
 // A key as the dashboard and the management API show it: its status, limits, and what needs the
 // owner's attention (it expires within a week, its former secret still works after a rotation,
 // or nobody has used it for 30 days: revoke it?). Never its secret.
+import { DAY_MS } from '../lib/durations.ts';
 import { limitsOf } from './key-limits.ts';
 import type { PublicKey } from './key-store.ts';
 
-const DAY_MS = 86_400_000;
 export const EXPIRING_WITHIN_MS = 7 * DAY_MS;
 export const UNUSED_AFTER_MS = 30 * DAY_MS;
 

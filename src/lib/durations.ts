@@ -1,7 +1,7 @@
 // Durations as people write them on a command line or in a request: `30d`, `24h`, `90m`, `45s`,
 // or a number of seconds; `0` is no time at all.
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
 
 /** A duration in milliseconds, or null when the text is not one (at most ten years). */

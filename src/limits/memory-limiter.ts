@@ -8,6 +8,7 @@ import {
   type RateState,
   type Refused,
   refusingLimit,
+  retryAfterMs,
   windowOf,
 } from './rate-limiter.ts';
 
@@ -15,9 +16,6 @@ type Counters = { window: number; requests: number; tokens: number; inFlight: nu
 
 /** Past this many keys, entries of past windows with nothing in flight are swept. */
 const SWEEP_AT = 10_000;
-
-/** How long a refusal of a request at its key's concurrency limit asks the client to wait. */
-const CONCURRENCY_RETRY_MS = 1000;
 
 export class MemoryRateLimiter implements RateLimiter {
   private readonly counters = new Map<string, Counters>();
@@ -51,7 +49,7 @@ export class MemoryRateLimiter implements RateLimiter {
       return {
         ok: false,
         limit,
-        retryAfterMs: limit === 'concurrency' ? CONCURRENCY_RETRY_MS : endsAt - now,
+        retryAfterMs: retryAfterMs(limit, endsAt, now),
         state: stateOf(c, endsAt - now),
       };
     }

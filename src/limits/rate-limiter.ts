@@ -33,6 +33,9 @@ export interface RateLimiter {
   close?(): Promise<void>;
 }
 
+/** How long a refused request is asked to wait: to the window's end, or a second for requests at once (one may end any moment). */
+export const retryAfterMs = (limit: LimitName, endsAt: number, now: number): number => (limit === 'concurrency' ? 1000 : endsAt - now);
+
 export const hasRateLimits = (key: RateLimitedKey): boolean => key.rpm !== null || key.tpm !== null || key.max_concurrency !== null;
 
 /** The window a time falls in, and when it ends. */

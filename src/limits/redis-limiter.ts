@@ -9,7 +9,16 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.ts';
-import { type Admitted, type RateLimitedKey, type RateLimiter, type RateState, type Refused, WINDOW_MS, windowOf } from './rate-limiter.ts';
+import {
+  type Admitted,
+  type RateLimitedKey,
+  type RateLimiter,
+  type RateState,
+  type Refused,
+  retryAfterMs,
+  WINDOW_MS,
+  windowOf,
+} from './rate-limiter.ts';
 
 // KEYS: window hash, in-progress set. ARGV: rpm, tpm, max concurrency (-1: none), tokens, now,
 // member, member's expiry, keys' TTL (ms). Answers {admitted, refusing limit (1 requests, 2 tokens,
@@ -63,8 +72,6 @@ export type RedisLimiterOptions = {
   /** How long one Redis command may take before it counts as a failure. */
   commandTimeoutMs?: number;
 };
-
-const CONCURRENCY_RETRY_MS = 1000;
 
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Scripted;
@@ -138,7 +145,7 @@ export class RedisRateLimiter implements RateLimiter {
     const state: RateState = { requests, tokens: counted, inFlight, resetMs: endsAt - now };
     if (!admitted) {
       const name = LIMITS[limit - 1] ?? 'requests';
-      return { ok: false, limit: name, retryAfterMs: name === 'concurrency' ? CONCURRENCY_RETRY_MS : endsAt - now, state };
+      return { ok: false, limit: name, retryAfterMs: retryAfterMs(name, endsAt, now), state };
     }
     let finished = false;
     return {
