@@ -13,6 +13,7 @@ import { generationView } from '../usage/generation-view.ts';
 import { GenerationQuery, GenerationView } from '../usage/schemas.ts';
 import { findUsage } from '../usage/usage-store.ts';
 import { keyLimitsView } from './key-limits-view.ts';
+import { modelNotAllowed } from './model-route.ts';
 import { KeyInfo, ModelList, ModelObject, ModelParams, ModelPathParams } from './schemas.ts';
 
 // Models have no creation date of their own; this is the platform's first release.
@@ -100,8 +101,7 @@ export function registerInfoRoutes(app: FastifyInstance, deps: Deps): void {
 
   function oneModel(id: string, auth: AuthContext) {
     const model = deps.models.list().find((m) => m.id === id);
-    if (model && !allowsModel(auth.key, id))
-      throw new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${id}'.` });
+    if (model && !allowsModel(auth.key, id)) throw modelNotAllowed(id);
     if (!model)
       throw new ApiError('model_not_found', {
         param: 'model',

@@ -10,11 +10,15 @@ import type { AuthContext } from '../keys/verify.ts';
 const WHAT: Record<'chat' | 'embedding', string> = { chat: 'chat completions', embedding: 'embeddings' };
 const WHERE: Record<'chat' | 'embedding', string> = { chat: '/v1/chat/completions', embedding: '/v1/embeddings' };
 
+/** The 403 for a model outside the key's allowlist. */
+export const modelNotAllowed = (modelId: string) =>
+  new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${modelId}'.` });
+
 export function modelFor(deps: Deps, modelId: string, auth: AuthContext, kind: 'chat' | 'embedding'): ModelRoute {
   const route = deps.models.resolve(modelId, auth.key.mode);
   if (route && !allowsModel(auth.key, modelId)) {
     deps.metrics?.refused('model');
-    throw new ApiError('permission_denied', { param: 'model', message: `This API key may not use the model '${modelId}'.` });
+    throw modelNotAllowed(modelId);
   }
   if (!route) {
     throw new ApiError('model_not_found', {

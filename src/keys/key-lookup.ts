@@ -1,6 +1,6 @@
-// Finds a key by the SHA-256 of the presented key: the one database read on every API request,
-// and never cached, so a revoked key is refused on its next request. A rotated key's former
-// secret is found by its previous_hash (the caller checks its grace).
+// Finds a key by the SHA-256 of the presented key: the one database read of an API request (on
+// PostgreSQL behind the cache of key-cache.ts). A rotated key's former secret is found by its
+// previous_hash (the caller checks its grace).
 //
 // The look-ups of one event-loop turn go to the database together, as one statement over all
 // their hashes (a turn with one look-up uses the one-row statement).

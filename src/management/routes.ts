@@ -3,7 +3,8 @@
 // credit grants (an Idempotency-Key is required: the same key answers with the first grant and
 // grants nothing), usage per account, key, model and day. Authenticated by management keys only.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createAccount, findAccount, isEmail, isUniqueViolation, normalizeEmail, pageAccounts } from '../accounts/account-store.ts';
+import { findAccount, pageAccounts } from '../accounts/account-store.ts';
+import { createOperatorAccount } from '../accounts/admin-routes.ts';
 import { accountView } from '../accounts/dashboard-auth.ts';
 import { AccountView } from '../accounts/schemas.ts';
 import { grantCreditIdempotently } from '../billing/ledger.ts';
@@ -36,6 +37,8 @@ import {
 } from './schemas.ts';
 
 const tags = ['Management API'];
+/** The management API's 404 for a key: any account's key may be named here. */
+const noSuchKey = () => new ApiError('key_not_found', { message: 'No such API key.' });
 const security = [{ adminKey: [] }];
 const AUTH = ['invalid_admin_key'] as const;
 
@@ -63,7 +66,7 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
   };
   const key = async (id: string) => {
     const k = await getKey(deps.db, id);
-    if (!k) throw new ApiError('key_not_found', { message: 'No such API key.' });
+    if (!k) throw noSuchKey();
     return k;
   };
 
@@ -79,21 +82,15 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
       },
     },
     async (request, reply) => {
-      const email = normalizeEmail(request.body.email);
-      if (!isEmail(email)) throw new ApiError('invalid_request', { param: 'email', message: 'Enter a valid email address.' });
-      try {
-        const a = await createAccount(deps.db, {
-          email,
-          name: request.body.name?.trim() || null,
-          role: 'member',
-          now: deps.clock.now(),
-          passwordHash: null,
-        });
-        return reply.code(201).send(accountView(a));
-      } catch (err) {
-        if (isUniqueViolation(err)) throw new ApiError('email_taken', { param: 'email' });
-        throw err;
-      }
+      const { email, name } = request.body;
+      const a = await createOperatorAccount(deps.db, {
+        email,
+        name: name ?? null,
+        role: 'member',
+        now: deps.clock.now(),
+        passwordHash: null,
+      });
+      return reply.code(201).send(accountView(a));
     },
   );
   r.get(
@@ -201,7 +198,7 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
     async (request) => {
       const { limits, expiresAt } = limitsChange(request.body);
       const k = await updateKey(deps.db, { keyId: request.params.id, limits, ...(expiresAt !== undefined ? { expiresAt } : {}) });
-      if (!k) throw new ApiError('key_not_found', { message: 'No such API key.' });
+      if (!k) throw noSuchKey();
       return managedKey(k, deps.clock.now());
     },
   );
@@ -237,7 +234,7 @@ export async function managementPlugin(app: FastifyInstance, opts: { deps: Deps 
     },
     async (request) => {
       const k = await revokeKey(deps.db, { keyId: request.params.id, now: deps.clock.now() });
-      if (!k) throw new ApiError('key_not_found', { message: 'No such API key.' });
+      if (!k) throw noSuchKey();
       return managedKey(k, deps.clock.now());
     },
   );
