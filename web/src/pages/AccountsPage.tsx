@@ -5,45 +5,23 @@ import { type FormEvent, useState } from 'react';
 import { type Account, ApiFailure, api } from '../api.ts';
 import { ErrorNote } from '../components/ErrorNote.tsx';
 import { LoadStatus } from '../components/LoadStatus.tsx';
-import { Modal } from '../components/Modal.tsx';
+import { SecretOnce } from '../components/SecretOnce.tsx';
 import { dollars } from '../format.ts';
 import { useLoad } from '../use-load.ts';
 
 function CreatedDialog(props: { account: Account; password: string; onClose: () => void }) {
-  const [copied, setCopied] = useState(false);
   return (
-    <Modal title="Account created" onClose={props.onClose}>
-      <p className="warning" role="note">
-        Give <strong>{props.account.email}</strong> this password for their first sign-in. It <strong>will not be shown again</strong>.
-      </p>
-      <div className="key-box">
-        <input
-          id="new-password"
-          aria-label="Initial password"
-          data-testid="new-password"
-          readOnly
-          value={props.password}
-          onFocus={(e) => e.target.select()}
-        />
-        <button
-          type="button"
-          className="primary"
-          onClick={() =>
-            navigator.clipboard.writeText(props.password).then(
-              () => setCopied(true),
-              () => (document.getElementById('new-password') as HTMLInputElement | null)?.select(),
-            )
-          }
-        >
-          {copied ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <div className="actions">
-        <button type="button" onClick={props.onClose}>
-          Done
-        </button>
-      </div>
-    </Modal>
+    <SecretOnce
+      title="Account created"
+      field={{ id: 'new-password', label: 'Initial password' }}
+      secret={props.password}
+      onClose={props.onClose}
+      warning={
+        <>
+          Give <strong>{props.account.email}</strong> this password for their first sign-in. It <strong>will not be shown again</strong>.
+        </>
+      }
+    />
   );
 }
 

@@ -9,47 +9,26 @@ import { ErrorNote } from '../components/ErrorNote.tsx';
 import { changeOf, emptyLimits, KeyLimitsFields, type LimitsForm, limitsFormOf, limitsSummary } from '../components/KeyLimitsFields.tsx';
 import { LoadStatus } from '../components/LoadStatus.tsx';
 import { Modal } from '../components/Modal.tsx';
+import { SecretOnce } from '../components/SecretOnce.tsx';
 import { when } from '../format.ts';
 import { useLoad } from '../use-load.ts';
 
 /** A key's secret, shown once: after Create New Key, and after Rotate. */
 function NewKeyModal(props: { secret: string; onClose: () => void; note?: string }) {
-  const [copied, setCopied] = useState(false);
-  async function copy() {
-    try {
-      await navigator.clipboard.writeText(props.secret);
-      setCopied(true);
-    } catch {
-      // Clipboard refused (permissions, insecure origin): select the text so Ctrl+C works.
-      (document.getElementById('new-key') as HTMLInputElement | null)?.select();
-    }
-  }
   return (
-    <Modal title="Your new API key" onClose={props.onClose}>
-      <p className="warning" role="note">
-        Copy this key now. For your security it <strong>will not be shown again</strong>. Store it in an environment variable such as{' '}
-        <code>BIZORA_API_KEY</code>, never in code or Git.
-      </p>
-      {props.note ? <p className="muted">{props.note}</p> : null}
-      <div className="key-box">
-        <input
-          id="new-key"
-          aria-label="New API key"
-          data-testid="new-key"
-          readOnly
-          value={props.secret}
-          onFocus={(e) => e.target.select()}
-        />
-        <button type="button" className="primary" onClick={copy}>
-          {copied ? 'Copied' : 'Copy'}
-        </button>
-      </div>
-      <div className="actions">
-        <button type="button" onClick={props.onClose}>
-          Done
-        </button>
-      </div>
-    </Modal>
+    <SecretOnce
+      title="Your new API key"
+      field={{ id: 'new-key', label: 'New API key' }}
+      secret={props.secret}
+      note={props.note}
+      onClose={props.onClose}
+      warning={
+        <>
+          Copy this key now. For your security it <strong>will not be shown again</strong>. Store it in an environment variable such as{' '}
+          <code>BIZORA_API_KEY</code>, never in code or Git.
+        </>
+      }
+    />
   );
 }
 
