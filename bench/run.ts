@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     ab: { type: 'string' },
     'key-limits': { type: 'boolean', default: false },
+    mode: { type: 'string' },
   },
 });
 const SMOKE = args.smoke === true;
@@ -46,6 +47,8 @@ const PORTKEY_PACKAGE = '@portkey-ai/gateway@1.15.2';
 const ROUNDS = Number(args.rounds ?? (SMOKE ? 1 : 3));
 const DURATION_S = Number(args.duration ?? (SMOKE ? 1 : 6));
 const SAMPLES = Number(args.samples ?? (SMOKE ? 50 : 1500));
+// --mode json|stream: only that one (a profile or an A/B of one path).
+const MODES: Mode[] = args.mode === 'json' || args.mode === 'stream' ? [args.mode] : ['json', 'stream'];
 const ROOT = new URL('..', import.meta.url).pathname;
 const PG_URL = process.env.BIZORA_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -68,6 +71,8 @@ type Row = {
   p90: number;
   p99: number;
   p999: number;
+  /** The target process's CPU time (user and system) per request, in µs: steadier than req/s on a shared machine. */
+  cpuUs: number;
   errors: number;
 };
 
@@ -110,6 +115,18 @@ const body = (t: Target, mode: Mode) =>
     ...(mode === 'stream' ? { stream: true, stream_options: { include_usage: true } } : {}),
   });
 
+// Clock ticks per second of /proc's CPU times (getconf CLK_TCK: 100 on Linux).
+const CLK_TCK = 100;
+/** A process's CPU time so far, user and system, in µs (NaN without a process of ours). */
+function cpuMicros(t: Target): number {
+  const pid = t.proc?.pid;
+  if (!pid) return Number.NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // After the command's name in parentheses: state, then utime and stime at the 12th and 13th places.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
+}
+
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 
 /** One connection, sequential requests, timed with hrtime: total time (JSON) or first byte (stream). */
@@ -118,6 +135,7 @@ async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
   const payload = body(t, mode);
   const times: number[] = [];
   let errors = 0;
+  const cpu0 = cpuMicros(t);
   const started = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
@@ -146,6 +164,7 @@ async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
     p90: quantile(times, 0.9),
     p99: quantile(times, 0.99),
     p999: quantile(times, 0.999),
+    cpuUs: (cpuMicros(t) - cpu0) / n,
     errors,
   };
 }
@@ -153,6 +172,7 @@ async function sequential(t: Target, mode: Mode, n: number): Promise<Row> {
 /** 32 connections with autocannon for DURATION_S seconds. */
 async function loaded(t: Target, mode: Mode, connections: number): Promise<Row> {
   const ids = t.ids;
+  const cpu0 = cpuMicros(t);
   const result = await autocannon({
     url: t.origin,
     connections,
@@ -179,6 +199,7 @@ async function loaded(t: Target, mode: Mode, connections: number): Promise<Row> 
     p90: result.latency.p90,
     p99: result.latency.p99,
     p999: result.latency.p99_9,
+    cpuUs: (cpuMicros(t) - cpu0) / result.requests.total,
     errors,
   };
 }
@@ -192,11 +213,11 @@ async function drive(targets: Target[]): Promise<Row[]> {
     const k = `${r.target}|${r.mode}|${r.conns}`;
     runs.set(k, [...(runs.get(k) ?? []), r]);
   };
-  for (const t of targets) for (const mode of ['json', 'stream'] as Mode[]) await sequential(t, mode, Math.min(200, SAMPLES)); // warm-up
+  for (const t of targets) for (const mode of MODES) await sequential(t, mode, Math.min(200, SAMPLES)); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
     // Every other round in reverse order, so that no target always runs just after the same one.
     const order = round % 2 ? [...targets].reverse() : targets;
-    for (const mode of ['json', 'stream'] as Mode[]) {
+    for (const mode of MODES) {
       for (const t of order) add(await sequential(t, mode, SAMPLES));
       for (const t of order) add(await loaded(t, mode, 32));
     }
@@ -209,6 +230,7 @@ async function drive(targets: Target[]): Promise<Row[]> {
     p90: median(rs.map((r) => r.p90)),
     p99: median(rs.map((r) => r.p99)),
     p999: median(rs.map((r) => r.p999)),
+    cpuUs: median(rs.map((r) => r.cpuUs)),
     errors: rs.reduce((s, r) => s + r.errors, 0),
   }));
 }
@@ -344,8 +366,8 @@ const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 function table(rows: Row[], directName: string, rss: Map<string, number>): string {
   const direct = (mode: Mode, conns: number) => rows.find((r) => r.target === directName && r.mode === mode && r.conns === conns);
   const lines = [
-    '| target | mode | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms | peak RSS MB | errors |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| target | mode | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | added p99 ms | added p99.9 ms | CPU µs/req | peak RSS MB | errors |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const conns of [1, 32]) {
     for (const mode of ['json', 'stream'] as Mode[]) {
@@ -354,7 +376,7 @@ function table(rows: Row[], directName: string, rss: Map<string, number>): strin
         const added = (q: 'p50' | 'p99' | 'p999') => (r.target === directName || !d ? '' : fmt(r[q] - d[q], conns === 1 ? 3 : 1));
         const dec = conns === 1 ? 3 : 0;
         lines.push(
-          `| ${r.target} | ${mode}${mode === 'stream' && conns === 1 ? ' (TTFB)' : ''} | ${conns} | ${fmt(r.rps, 0)} | ${fmt(r.p50, dec)} | ${fmt(r.p90, dec)} | ${fmt(r.p99, dec)} | ${fmt(r.p999, dec)} | ${added('p50')} | ${added('p99')} | ${added('p999')} | ${rss.has(r.target) ? fmt(rss.get(r.target) as number, 0) : ''} | ${r.errors} |`,
+          `| ${r.target} | ${mode}${mode === 'stream' && conns === 1 ? ' (TTFB)' : ''} | ${conns} | ${fmt(r.rps, 0)} | ${fmt(r.p50, dec)} | ${fmt(r.p90, dec)} | ${fmt(r.p99, dec)} | ${fmt(r.p999, dec)} | ${added('p50')} | ${added('p99')} | ${added('p999')} | ${fmt(r.cpuUs, 0)} | ${rss.has(r.target) ? fmt(rss.get(r.target) as number, 0) : ''} | ${r.errors} |`,
         );
       }
     }
@@ -390,15 +412,21 @@ async function main(): Promise<number> {
   const scratch = mkdtempSync(join(tmpdir(), 'bizora-bench-'));
   const mockPort = await freePort();
   const mockOrigin = `http://127.0.0.1:${mockPort}`;
-  start([process.execPath, '--import', 'tsx', 'bench/mock-upstream.ts'], { PORT: String(mockPort) });
+  const mockProc = start([process.execPath, '--import', 'tsx', 'bench/mock-upstream.ts'], { PORT: String(mockPort) });
   await waitFor(mockOrigin, { method: 'POST', body: '{}' });
 
   const fwdPort = await freePort();
-  start([process.execPath, '--import', 'tsx', 'bench/bare-forwarder.ts'], { PORT: String(fwdPort), UPSTREAM: mockOrigin });
-  const forwarder: Target = { name: 'bare forwarder', origin: `http://127.0.0.1:${fwdPort}`, headers: {}, model: 'bench-model' };
+  const fwdProc = start([process.execPath, '--import', 'tsx', 'bench/bare-forwarder.ts'], { PORT: String(fwdPort), UPSTREAM: mockOrigin });
+  const forwarder: Target = {
+    name: 'bare forwarder',
+    origin: `http://127.0.0.1:${fwdPort}`,
+    headers: {},
+    model: 'bench-model',
+    proc: fwdProc,
+  };
   await waitFor(`${forwarder.origin}/v1/chat/completions`, { method: 'POST', body: '{}' });
 
-  const direct: Target = { name: 'direct upstream', origin: mockOrigin, headers: {}, model: 'bench-model' };
+  const direct: Target = { name: 'direct upstream', origin: mockOrigin, headers: {}, model: 'bench-model', proc: mockProc };
   const sqliteUrl = `sqlite:${join(scratch, 'bench.db')}`;
   const ours = await startOurs(sqliteUrl, mockOrigin, 'bizora (SQLite)');
   const targets: Target[] = [direct, forwarder, ours];
