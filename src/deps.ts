@@ -9,7 +9,7 @@ import { type Config, REQUEST_GRACE_MS } from './config.ts';
 import { type Database, type Db, type Dialect, openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { InFlightRequests } from './gateway/request-lifetime.ts';
-import { cachedKeyFinder, type KeyCache } from './keys/key-cache.ts';
+import { cachedKeyFinder, type KeyCache, postgresKeyChanges, sqliteKeyChanges } from './keys/key-cache.ts';
 import { createKeyFinder, type KeyFinder } from './keys/key-lookup.ts';
 import { LastUsedTracker } from './keys/last-used.ts';
 import { type Clock, systemClock } from './lib/clock.ts';
@@ -30,7 +30,7 @@ export type Deps = {
   inFlight: InFlightRequests;
   /** The key look-up of every API request. */
   findKey: KeyFinder;
-  /** PostgreSQL's cache of key look-ups (absent on SQLite and behind a transaction pooler). */
+  /** The cache of key look-ups (absent on PostgreSQL behind a transaction pooler). */
   keyCache: KeyCache | undefined;
   models: ModelRegistry;
   lastUsed: LastUsedTracker;
@@ -56,12 +56,15 @@ export async function createDeps(
   const sweeper = new HoldSweeper(database.db, ledger, clock, config.holdSweepSeconds * 1000);
   const sessionSweeper = new SessionSweeper(database.db, clock);
   const findKey = createKeyFinder(database, { prepared: config.pgPreparedStatements });
-  // PostgreSQL's key look-ups are cached, invalidated by NOTIFY (key-cache.ts); not through a
-  // pooler in transaction mode (BIZORA_PG_PREPARED_STATEMENTS=off), where LISTEN does not work.
-  const keyCache =
-    database.dialect === 'postgres' && config.pgPreparedStatements
-      ? cachedKeyFinder(findKey, { databaseUrl: config.databaseUrl, now: clock.now })
-      : undefined;
+  // Key look-ups are cached (key-cache.ts), except on PostgreSQL through a pooler in transaction
+  // mode (BIZORA_PG_PREPARED_STATEMENTS=off), where LISTEN does not work.
+  const keyChanges =
+    database.dialect === 'sqlite'
+      ? sqliteKeyChanges(database.sqlite)
+      : config.pgPreparedStatements
+        ? postgresKeyChanges(config.databaseUrl)
+        : undefined;
+  const keyCache = keyChanges ? cachedKeyFinder(findKey, { changes: keyChanges, now: clock.now }) : undefined;
   // Redis's client and prom-client are loaded only when configured (memory: bench/README.md).
   const limiter: RateLimiter = config.redisUrl
     ? new (await import('./limits/redis-limiter.ts')).RedisRateLimiter({

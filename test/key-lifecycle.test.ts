@@ -3,6 +3,8 @@
 // old secret works for the grace the caller chose (0: not at all), then gets 401.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { openDatabase } from '../src/db/connection.ts';
+import { KEY_CACHE_TTL_MS, SQLITE_CHECK_MS } from '../src/keys/key-cache.ts';
 import { createKey, revokeKey, rotateKey, updateKey } from '../src/keys/key-store.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { eventually, type Harness, startHarness, testModel } from './support/harness.ts';
@@ -76,6 +78,29 @@ for (const kind of testDatabaseKinds())
       assert.equal(await rotateKey(h.deps.db, { keyId: k.id, graceMs: HOUR, now }), undefined);
       assert.equal(await status(third.key), 401);
     });
+
+    if (kind === 'sqlite')
+      test("SQLite caches a key: another process's revocation is seen within SQLITE_CHECK_MS (data_version), a write that went round key-store after the TTL", async () => {
+        now = START + 300 * HOUR;
+        const k = await createKey(h.deps.db, { accountId, name: 'cached', mode: 'live', now });
+        assert.equal(await status(k.key), 200);
+        // Revoked by another connection to the file, as the CLI's process would.
+        const other = openDatabase(h.databaseUrl);
+        await other.db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', k.id).execute();
+        await other.close();
+        assert.equal(await status(k.key), 200, 'the file is not looked at again within SQLITE_CHECK_MS');
+        now += SQLITE_CHECK_MS;
+        assert.equal(await status(k.key), 401);
+
+        // Revoked on the server's own connection without key-store: no other process committed.
+        const k2 = await createKey(h.deps.db, { accountId, name: 'cached on', mode: 'live', now });
+        assert.equal(await status(k2.key), 200);
+        await h.deps.db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', k2.id).execute();
+        now += SQLITE_CHECK_MS;
+        assert.equal(await status(k2.key), 200, 'answered from the cache');
+        now += KEY_CACHE_TTL_MS;
+        assert.equal(await status(k2.key), 401);
+      });
 
     if (kind === 'postgres')
       test('PostgreSQL caches a key: read once, then from memory; a change nobody announced is seen after the 1 s TTL at most', async () => {

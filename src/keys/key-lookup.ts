@@ -1,5 +1,5 @@
-// Finds a key by the SHA-256 of the presented key: the one database read of an API request (on
-// PostgreSQL behind the cache of key-cache.ts). A rotated key's former secret is found by its
+// Finds a key by the SHA-256 of the presented key: the one database read of an API request
+// (behind the cache of key-cache.ts). A rotated key's former secret is found by its
 // previous_hash (the caller checks its grace).
 //
 // The look-ups of one event-loop turn go to the database together, as one statement over all

@@ -13,7 +13,7 @@ export type PublicKey = Omit<ApiKeyRow, 'hash' | 'previous_hash'>;
 
 /**
  * Tells every instance that a key changed (PostgreSQL's NOTIFY, which key-cache.ts listens for):
- * each forgets the keys it cached. SQLite servers do not cache keys.
+ * each forgets the keys it cached. (Other SQLite processes see the commit in their data_version.)
  */
 async function announceChange(db: Db, keyId: string): Promise<void> {
   forgetCachedKeys();

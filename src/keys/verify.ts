@@ -1,9 +1,9 @@
 // Who is calling: reads the key from `Authorization: Bearer` or `X-Api-Key`, rejects malformed
 // keys by their checksum before touching the database, then looks the key up by its SHA-256
 // (a revoked or expired key is refused, and a rotated key's former secret after its grace).
-// The row is read from the database (SQLite: every request) or from PostgreSQL servers' cache of
-// key look-ups, which every change of a key empties on every instance (key-cache.ts): a revoked
-// key is refused on every instance within a second, as the contract says.
+// The row comes from the server's cache of key look-ups, which every change of a key empties on
+// every instance (key-cache.ts): a revoked key is refused on every instance within a second, as
+// the contract says.
 import type { ApiKeyRow } from '../db/schema.ts';
 import { ApiError } from '../errors.ts';
 import { checkKeyFormat, hashKey } from './key-format.ts';
