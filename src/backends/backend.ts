@@ -13,8 +13,9 @@ export type ChatRequest = {
   messages: ChatMessage[];
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null; [k: string]: unknown } | null;
-  max_tokens?: number | null;
-  max_completion_tokens?: number | null;
+  // undefined: not sent (JSON leaves it out).
+  max_tokens?: number | null | undefined;
+  max_completion_tokens?: number | null | undefined;
   response_format?: { type?: string; [k: string]: unknown } | null;
   [k: string]: unknown;
 };

@@ -111,25 +111,32 @@ export class Meter {
     return { ok: true, meter: new Meter(deps, ctx, result.hold, closed) };
   }
 
+  // The times are taken only for the metrics.
   /** The backend is being called now. */
   backendCalled(): void {
-    this.backendStart = performance.now();
+    if (this.deps.metrics) this.backendStart = performance.now();
   }
   /** The backend's answer has all arrived (a stream: its last item). */
   backendAnswered(): void {
-    this.backendEnd ??= performance.now();
+    if (this.deps.metrics) this.backendEnd ??= performance.now();
   }
   /** A stream's first item has arrived. */
   firstChunk(): void {
-    this.firstItem ??= performance.now();
+    if (this.deps.metrics) this.firstItem ??= performance.now();
   }
 
   /** Settles (or records, for test keys) once; later calls return the first result. */
   close(outcome: MeterOutcome): Promise<number> {
+    if (this.closing) return this.closing;
+    const { release } = this.ctx;
+    if (!release && !this.deps.metrics) {
+      this.closing = this.settle(outcome).finally(this.closed);
+      return this.closing;
+    }
     const settling = performance.now();
-    this.closing ??= this.settle(outcome).finally(() => {
+    this.closing = this.settle(outcome).finally(() => {
       this.closed();
-      this.ctx.release?.(outcome.promptTokens + outcome.completionTokens);
+      release?.(outcome.promptTokens + outcome.completionTokens);
       this.report(outcome, settling);
     });
     return this.closing;

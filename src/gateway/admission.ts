@@ -26,14 +26,16 @@ const refusal = (key: RateLimitedKey, limit: LimitName): string => {
 export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterContext, worstTokens: number): Promise<Meter> {
   // A key without rate limits takes no extra step.
   const admitted = hasRateLimits(ctx.auth.key) ? await admit(deps, reply, ctx.auth.key, worstTokens) : null;
+  // Set on the caller's context rather than copied into a new one: nothing more per request
+  // than the key and the metrics need (a route's options are an object made on every read).
+  if (admitted) ctx.release = admitted.finish;
+  if (deps.metrics) {
+    ctx.route = reply.request.routeOptions.url ?? 'unknown';
+    ctx.elapsedMs = () => reply.elapsedTime;
+  }
   let opened: Awaited<ReturnType<typeof Meter.open>>;
   try {
-    opened = await Meter.open(meterDepsOf(deps), {
-      ...ctx,
-      release: admitted?.finish,
-      route: reply.request.routeOptions.url ?? 'unknown',
-      elapsedMs: () => reply.elapsedTime,
-    });
+    opened = await Meter.open(meterDepsOf(deps), ctx);
   } catch (err) {
     admitted?.finish(0);
     throw err;

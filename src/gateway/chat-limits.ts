@@ -45,10 +45,15 @@ export async function checkLimits(body: ChatRequest, route: ModelRoute, names?: 
  * used: an upstream ignores the one it does not know, and would then write past the hold).
  */
 export function upstreamRequest(body: ChatRequest, route: ModelRoute, perChoice: number, stream: boolean): ChatRequest {
-  // Rest-destructured rather than deleted: a deleted property turns the object slow to serialise.
-  const { max_tokens: _tokens, max_completion_tokens: _completionTokens, ...rest } = body;
-  const req: ChatRequest = { ...rest, model: route.model.upstream_model ?? route.model.id };
-  req[route.model.max_tokens_field] = perChoice;
+  const field = route.model.max_tokens_field;
+  const other = field === 'max_tokens' ? 'max_completion_tokens' : 'max_tokens';
+  // A copy with the limit written over the client's (a number over a number), and the other field
+  // set to undefined (JSON leaves it out) only when the client sent it: deleting a property makes
+  // the object slow to serialise, a rest copy is many times slower than a spread, and writing
+  // undefined over a number changes the object's shape on every request.
+  const req: ChatRequest = { ...body, model: route.model.upstream_model ?? route.model.id };
+  req[field] = perChoice;
+  if (req[other] !== undefined) req[other] = undefined;
   if (stream) req.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
   return req;
 }
