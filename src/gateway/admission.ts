@@ -29,12 +29,12 @@ export async function admitAndHold(deps: Deps, reply: FastifyReply, ctx: MeterCo
   // Set on the caller's context rather than copied into a new one: nothing more per request
   // than the key and the metrics need (a route's options are an object made on every read).
   if (admitted) ctx.release = admitted.finish;
-  if (deps.metrics) {
-    ctx.route = reply.request.routeOptions.url ?? 'unknown';
-    ctx.elapsedMs = () => reply.elapsedTime;
-  }
   let opened: Awaited<ReturnType<typeof Meter.open>>;
   try {
+    if (deps.metrics) {
+      ctx.route = reply.request.routeOptions.url ?? 'unknown';
+      ctx.elapsedMs = () => reply.elapsedTime;
+    }
     opened = await Meter.open(meterDepsOf(deps), ctx);
   } catch (err) {
     admitted?.finish(0);

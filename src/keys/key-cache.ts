@@ -66,7 +66,8 @@ export function cachedKeyFinder(find: KeyFinder, opts: { changes: KeyChanges; no
       changes.check?.(now);
       if (!changes.watching) return find(hash);
       const hit = entries.get(hash);
-      if (hit && hit.until > now) return hit.row;
+      // Not past its TTL, nor from a time the clock has since been set back past.
+      if (hit && hit.until > now && hit.until - KEY_CACHE_TTL_MS <= now) return hit.row;
       const before = generation;
       const row = await find(hash);
       if (row && changes.watching && generation === before) {
