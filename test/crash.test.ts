@@ -23,8 +23,9 @@ const HOLD_TTL_SECONDS = 900;
 type Sent = { requestId: string | null; status: number | null; completed: boolean };
 
 /** A chat completion; resolves when its answer is complete or the connection breaks. */
-async function chat(base: string, key: string, say: string, stream: boolean, onStarted?: () => void): Promise<Sent> {
+async function chat(base: string, key: string, say: string, stream: boolean, onStarted?: () => void, track?: Sent[]): Promise<Sent> {
   const sent: Sent = { requestId: null, status: null, completed: false };
+  track?.push(sent);
   try {
     const res = await fetch(`${base}/v1/chat/completions`, {
       method: 'POST',
@@ -91,15 +92,16 @@ for (const kind of testDatabaseKinds()) {
       // streams it answers slowly (a chunk every 100 ms).
       const seenBefore = upstream.requests.length;
       let streaming = 0;
+      const answered: Sent[] = [];
       const inFlight = [
-        ...Array.from({ length: 3 }, () => chat(base, key, 'mock:stall', false)),
-        ...Array.from({ length: 3 }, () => chat(base, key, 'mock:slow', true, () => streaming++)),
+        ...Array.from({ length: 3 }, () => chat(base, key, 'mock:stall', false, undefined, answered)),
+        ...Array.from({ length: 3 }, () => chat(base, key, 'mock:slow', true, () => streaming++, answered)),
       ];
       const until = performance.now() + 5_000;
       while (upstream.requests.length < seenBefore + 6 || streaming < 3) {
         assert.ok(
           performance.now() < until,
-          `${upstream.requests.length - seenBefore} of 6 requests reached the backend, ${streaming} of 3 streams started`,
+          `${upstream.requests.length - seenBefore} of 6 requests reached the backend, ${streaming} of 3 streams started (round ${round}; statuses ${answered.map((a) => a.status ?? 'none yet').join(', ')})`,
         );
         await new Promise((r) => setTimeout(r, 10));
       }
