@@ -60,7 +60,14 @@ describe('rate limits per key (sqlite, a clock the test moves)', () => {
     const models = await fetch(`${h.baseURL}/models`, { headers: { authorization: `Bearer ${key}` } });
     assert.equal(models.headers.get('x-ratelimit-remaining-requests'), '0');
     now += 30_000;
-    for (let i = 0; i < 3; i++) await chat(client);
+    for (let i = 0; i < 2; i++) await chat(client);
+    // A stream's head carries them too.
+    const { response: streamed, data: stream } = await client.chat.completions
+      .create({ model: 'bizora', messages, max_tokens: 5, stream: true })
+      .withResponse();
+    for await (const _ of stream);
+    assert.equal(streamed.headers.get('x-ratelimit-remaining-requests'), '0');
+    assert.equal(streamed.headers.get('content-type'), 'text/event-stream; charset=utf-8');
     await assert.rejects(chat(client), OpenAI.RateLimitError);
   });
 

@@ -65,8 +65,11 @@ function meterDepsOf(deps: Deps): MeterDeps {
   return m;
 }
 
+// Fastify's headers, not the raw response's: headers already on the raw response send every
+// header of the answer through Node's slower path (bench/README.md, step 24). A stream's head
+// takes them from the reply (chat-stream.ts).
 const setHeaders = (reply: FastifyReply, headers: Record<string, string>) => {
-  for (const [name, value] of Object.entries(headers)) reply.raw.setHeader(name, value);
+  reply.headers(headers);
 };
 
 async function admit(deps: Deps, reply: FastifyReply, key: ApiKeyRow, worstTokens: number): Promise<Admitted> {

@@ -2,6 +2,7 @@
 // the reader's deadlines; then billed at the backend's usage when the stream finished, or at the
 // prompt plus what was produced when it was cut short (by the client, a deadline, a shutdown or
 // the backend); then our usage chunk with the cost and [DONE], or an error event.
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatChunk, ChatCompletion, Usage } from '../backends/backend.ts';
 import type { Meter, MeterOutcome } from '../billing/metered-request.ts';
@@ -126,7 +127,8 @@ export async function relayStream<T>(
 ) {
   const { lifetime, encoder } = opts;
   reply.hijack();
-  reply.raw.writeHead(200, { ...SSE_HEADERS, 'x-request-id': request.id });
+  // With the headers set on the reply before (a key's x-ratelimit-*): a hijacked reply sends none itself.
+  reply.raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), ...SSE_HEADERS, 'x-request-id': request.id });
   const sse = new SseWriter(reply.raw, { stallMs: opts.stallMs, signal: lifetime.signal, lingerMs: opts.lingerMs });
   const tally = new StreamTally();
   let failure: ApiError | undefined;
