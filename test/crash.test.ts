@@ -14,7 +14,7 @@ import { centsToMicros } from '../src/billing/pricing.ts';
 import { openDatabase } from '../src/db/connection.ts';
 import { createTestDatabase, testDatabaseKinds } from './support/databases.ts';
 import { startMockUpstream } from './support/mock-upstream.ts';
-import { BIN, type Served, seedAccount, serve } from './support/served.ts';
+import { BIN, type Served, seedAccount, serve, whenReady } from './support/served.ts';
 
 const ROUNDS = 2;
 const GRANT_CENTS = 1_000;
@@ -90,6 +90,8 @@ for (const kind of testDatabaseKinds()) {
       completed.push(...(await Promise.all([chat(base, key, 'hello', false), chat(base, key, 'hello', true)])));
       // Requests holding money when the process dies: JSON ones the backend never answers,
       // streams it answers slowly (a chunk every 100 ms).
+      // Not while the new process sheds load (its first requests on a busy machine can make it).
+      await whenReady(base);
       const seenBefore = upstream.requests.length;
       let streaming = 0;
       const answered: Sent[] = [];

@@ -18,7 +18,11 @@ ensureBuilt();
 
 export type Served = { base: string; process: ChildProcess; exited: Promise<number | null>; output: () => string };
 
-/** Starts `bizora serve` on a free port and resolves once it answers /healthz. */
+/**
+ * Starts `bizora serve` on a free port and resolves once it is ready for traffic: /readyz answers
+ * 200 (the database answers, and the server is not shedding load: a cold start on a busy machine
+ * can be, for a sample or two, and its first requests would get 503).
+ */
 export async function serve(env: NodeJS.ProcessEnv): Promise<Served> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, 'serve'], {
@@ -37,12 +41,26 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<Served> {
   // The first start of a checkout may bundle the server and build the dashboard.
   for (let i = 0; ; i++) {
     try {
-      await (await fetch(`${base}/healthz`)).arrayBuffer();
-      return { base, process: child, exited, output: () => output };
+      const res = await fetch(`${base}/readyz`);
+      await res.arrayBuffer();
+      if (res.ok) return { base, process: child, exited, output: () => output };
+      throw new Error(`readyz: ${res.status}`);
     } catch {
       if (child.exitCode !== null || i > 1200) assert.fail(`the server did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+}
+
+/** Resolves once the server's /readyz answers 200 again (it may shed load for a moment on a busy machine). */
+export async function whenReady(base: string, ms = 5000): Promise<void> {
+  const until = performance.now() + ms;
+  for (;;) {
+    const res = await fetch(`${base}/readyz`);
+    await res.arrayBuffer();
+    if (res.ok) return;
+    if (performance.now() > until) assert.fail(`${base} did not become ready: /readyz ${res.status}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
