@@ -65,9 +65,9 @@ function meterDepsOf(deps: Deps): MeterDeps {
   return m;
 }
 
-// Fastify's headers, not the raw response's: headers already on the raw response send every
-// header of the answer through Node's slower path (bench/README.md, step 24). A stream's head
-// takes them from the reply (chat-stream.ts).
+// On the reply, with the rest of the answer's headers (Node takes the raw response's own headers
+// through a slower path when the answer is written); a stream's head takes them from the reply
+// (chat-stream.ts), and an error answered later keeps them.
 const setHeaders = (reply: FastifyReply, headers: Record<string, string>) => {
   reply.headers(headers);
 };
