@@ -493,6 +493,7 @@ async function main(): Promise<number> {
   }
 
   let pgRows: Row[] = [];
+  const pgName = KEY_LIMITS ? 'bizora (PostgreSQL), key limits' : 'bizora (PostgreSQL)';
   let pgDb: TestDatabase | undefined;
   if (!args['no-postgres']) {
     try {
@@ -502,7 +503,7 @@ async function main(): Promise<number> {
     }
   }
   if (pgDb) {
-    const oursPg = await startOurs(pgDb.url, mockOrigin, 'bizora (PostgreSQL)');
+    const oursPg = await startOurs(pgDb.url, mockOrigin, pgName);
     const pgTargets = [direct, forwarder, oursPg];
     // The revision on a database of its own, in the same interleaved rounds.
     const abDb = revision ? await createTestDatabase('postgres') : undefined;
@@ -579,7 +580,7 @@ async function main(): Promise<number> {
   const rssOurs = rss.get(ours.name) ?? Number.NaN;
   verdicts.push([`peak RSS under 150 MB`, rssOurs < 150, `${fmt(rssOurs, 0)} MB`]);
   if (pgRows.length) {
-    const r = ratio(get(pgRows, 'bizora (PostgreSQL)', 'json', 32), get(pgRows, forwarder.name, 'json', 32));
+    const r = ratio(get(pgRows, pgName, 'json', 32), get(pgRows, forwarder.name, 'json', 32));
     verdicts.push([`PostgreSQL throughput at 32 connections >= 40% of the bare forwarder`, r >= 0.4, `${fmt(100 * r, 0)}%`]);
   }
   const failing = rows.filter((r) => r.errors > 0);
