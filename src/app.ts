@@ -15,7 +15,7 @@ import { v1Plugin } from './gateway/v1-plugin.ts';
 import { AllowedMethods } from './http/allowed-methods.ts';
 import { ClientConnections } from './http/client-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
-import { errorResponses, registerOpenApi, serializers } from './http/openapi.ts';
+import { errorResponses, registerOpenApi, schemaCompilers } from './http/openapi.ts';
 import { duplicateKeyHeaders } from './keys/verify.ts';
 import { newId } from './lib/ids.ts';
 import { PACKAGE_VERSION } from './lib/project-root.ts';
@@ -172,7 +172,12 @@ export async function buildApp(deps: Deps, opts: AppOptions = {}): Promise<Fasti
     genReqId: () => newId('req'),
     logController: new OneLinePerRequest(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    schemaController: { compilersFactory: { buildSerializer: serializers.buildSerializer as never } },
+    schemaController: {
+      compilersFactory: {
+        buildValidator: schemaCompilers.buildValidator as never,
+        buildSerializer: schemaCompilers.buildSerializer as never,
+      },
+    },
   });
   app.decorateRequest('auth', null);
   connections = new ClientConnections(app.log, MAX_URL_LENGTH);

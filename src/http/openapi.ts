@@ -3,6 +3,7 @@
 // with fast-json-stringify, and type the dashboard), and @fastify/swagger turns them into the
 // OpenAPI 3.1 document served at GET /openapi.json, browsable at /docs.
 
+import { AjvCompiler } from '@fastify/ajv-compiler';
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -52,16 +53,44 @@ const ANY_REQUEST: ErrorCode[] = ['malformed_request', 'body_too_large', 'servic
 /** Bodies passed on as the backend sent them (with our fields set): documented, serialised as they are. */
 export const passThrough = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
 
+type Serialize = (data: unknown) => string;
+type RouteSchema = { httpStatus?: string | number; schema: unknown; method: string; url: string };
+
+// Each app compiles every route's schemas (most of the time an app takes to start). The schemas
+// are this module's constants, so a process that builds many apps (a test worker builds one per
+// suite) compiles each once: validators through one shared Ajv compiler (its pool is keyed by the
+// shared schemas and options, and Ajv caches what it compiled by the schema object), serializers
+// by the schema object under the same key.
+const validators = AjvCompiler();
+const serializerCache = new Map<string, WeakMap<object, Serialize>>();
+
 /**
- * Fastify's serializer factory (its schemaController option): 2xx answers go through
- * fast-json-stringify (faster, and nothing outside the schema can leak out); error bodies are
- * written by JSON.stringify exactly as errors.ts builds them.
+ * Fastify's compiler factories (its schemaController option). Validators: Fastify's own, shared.
+ * Serializers: 2xx answers go through fast-json-stringify (faster, and nothing outside the schema
+ * can leak out); error bodies are written by JSON.stringify exactly as errors.ts builds them.
  */
-export const serializers = {
+export const schemaCompilers = {
+  buildValidator: validators,
   buildSerializer(externalSchemas: unknown, options: unknown) {
-    const fast = SerializerSelector()(externalSchemas as never, options as never);
-    return (route: { httpStatus?: string | number; schema: unknown; method: string; url: string }) =>
-      /^[45]/.test(String(route.httpStatus)) ? (data: unknown) => JSON.stringify(data) : fast(route as never);
+    const fast = SerializerSelector()(externalSchemas as never, options as never) as (route: RouteSchema) => Serialize;
+    const key = JSON.stringify([externalSchemas, options]);
+    let compiled = serializerCache.get(key);
+    if (!compiled) {
+      compiled = new WeakMap();
+      serializerCache.set(key, compiled);
+    }
+    const cache = compiled;
+    return (route: RouteSchema): Serialize => {
+      if (/^[45]/.test(String(route.httpStatus))) return (data: unknown) => JSON.stringify(data);
+      const { schema } = route;
+      if (typeof schema !== 'object' || schema === null) return fast(route);
+      let serialize = cache.get(schema);
+      if (!serialize) {
+        serialize = fast(route);
+        cache.set(schema, serialize);
+      }
+      return serialize;
+    };
   },
 };
 
