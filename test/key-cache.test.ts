@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ApiKeyRow } from '../src/db/schema.ts';
-import { cachedKeyFinder, forgetCachedKeys, KEY_CACHE_TTL_MS, type KeyChanges } from '../src/keys/key-cache.ts';
+import { cachedKeyFinder, forgetCachedKeys, KEY_CACHE_TTL_MS } from '../src/keys/key-cache.ts';
+import type { KeyChanges } from '../src/keys/key-changes.ts';
 
 const row = { id: 'key_1', hash: 'h' } as ApiKeyRow;
 

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openDatabase } from '../src/db/connection.ts';
-import { KEY_CACHE_TTL_MS, SQLITE_CHECK_MS } from '../src/keys/key-cache.ts';
+import { KEY_CACHE_TTL_MS } from '../src/keys/key-cache.ts';
+import { SQLITE_CHECK_MS } from '../src/keys/key-changes.ts';
 import { createKey, revokeKey, rotateKey, updateKey } from '../src/keys/key-store.ts';
 import { testDatabaseKinds } from './support/databases.ts';
 import { eventually, type Harness, startHarness, testModel } from './support/harness.ts';

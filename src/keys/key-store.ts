@@ -4,7 +4,8 @@ import { PostgresAdapter, sql } from 'kysely';
 import type { Db } from '../db/connection.ts';
 import type { ApiKeyRow } from '../db/schema.ts';
 import { newId } from '../lib/ids.ts';
-import { forgetCachedKeys, KEY_CHANGES_CHANNEL } from './key-cache.ts';
+import { forgetCachedKeys } from './key-cache.ts';
+import { KEY_CHANGES_CHANNEL } from './key-changes.ts';
 import { generateKey, hashKey, type KeyMode, previewKey } from './key-format.ts';
 import { type KeyLimits, limitColumns } from './key-limits.ts';
 import { MAX_KEY_NAME } from './key-name.ts';
@@ -12,7 +13,7 @@ import { MAX_KEY_NAME } from './key-name.ts';
 export type PublicKey = Omit<ApiKeyRow, 'hash' | 'previous_hash'>;
 
 /**
- * Tells every instance that a key changed (PostgreSQL's NOTIFY, which key-cache.ts listens for):
+ * Tells every instance that a key changed (PostgreSQL's NOTIFY, which key-changes.ts listens for):
  * each forgets the keys it cached. (Other SQLite processes see the commit in their data_version.)
  */
 async function announceChange(db: Db, keyId: string): Promise<void> {
