@@ -59,13 +59,13 @@ export async function createDeps(
   const findKey = createKeyFinder(database, { prepared: config.pgPreparedStatements });
   // Key look-ups are cached (key-cache.ts), except on PostgreSQL through a pooler in transaction
   // mode (BIZORA_PG_PREPARED_STATEMENTS=off), where LISTEN does not work.
-  const keyChanges =
+  const watch =
     database.dialect === 'sqlite'
       ? sqliteKeyChanges(database.sqlite)
       : config.pgPreparedStatements
         ? postgresKeyChanges(config.databaseUrl)
         : undefined;
-  const keyCache = keyChanges ? cachedKeyFinder(findKey, { changes: keyChanges, now: clock.now }) : undefined;
+  const keyCache = watch ? cachedKeyFinder(findKey, { watch, now: clock.now }) : undefined;
   // Redis's client and prom-client are loaded only when configured (memory: bench/README.md).
   const limiter: RateLimiter = config.redisUrl
     ? new (await import('./limits/redis-limiter.ts')).RedisRateLimiter({

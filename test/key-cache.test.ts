@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ApiKeyRow } from '../src/db/schema.ts';
 import { cachedKeyFinder, forgetCachedKeys, KEY_CACHE_TTL_MS } from '../src/keys/key-cache.ts';
-import type { KeyChanges } from '../src/keys/key-changes.ts';
+import type { WatchKeyChanges } from '../src/keys/key-changes.ts';
 
 const row = { id: 'key_1', hash: 'h' } as ApiKeyRow;
 
@@ -15,19 +15,16 @@ function setUp(now: () => number) {
   let reads = 0;
   let answer: (r: ApiKeyRow) => void = () => {};
   let heard = () => {};
-  const changes: KeyChanges = {
-    watching: true,
-    subscribe: (cb) => {
-      heard = cb;
-    },
-    close: async () => {},
+  const watch: WatchKeyChanges = (changed) => {
+    heard = changed;
+    return { watching: true, close: async () => {} };
   };
   const cache = cachedKeyFinder(
     () => {
       reads++;
       return new Promise((resolve) => (answer = resolve));
     },
-    { changes, now },
+    { watch, now },
   );
   return { cache, reads: () => reads, answer: (r: ApiKeyRow) => answer(r), heard: () => heard() };
 }

@@ -6,7 +6,8 @@
 // contract's "401 on every instance within 1 second" holds whatever happens, and a cached row's
 // last use is at most a second old.
 import type { ApiKeyRow } from '../db/schema.ts';
-import type { KeyChanges } from './key-changes.ts';
+import { within } from '../lib/clock.ts';
+import type { WatchKeyChanges } from './key-changes.ts';
 import type { KeyFinder } from './key-lookup.ts';
 
 /** How long a cached key is trusted without hearing of a change. */
@@ -23,11 +24,10 @@ export function forgetCachedKeys(): void {
   for (const clear of caches) clear();
 }
 
-export type KeyCache = { find: KeyFinder; clear(): void; readonly listening: boolean; close(): Promise<void> };
+export type KeyCache = { find: KeyFinder; readonly listening: boolean; close(): Promise<void> };
 
-export function cachedKeyFinder(find: KeyFinder, opts: { changes: KeyChanges; now: () => number }): KeyCache {
-  const { changes } = opts;
-  const entries = new Map<string, { row: ApiKeyRow; until: number }>();
+export function cachedKeyFinder(find: KeyFinder, opts: { watch: WatchKeyChanges; now: () => number }): KeyCache {
+  const entries = new Map<string, { row: ApiKeyRow; at: number }>();
   // Counts the clearings: a row read before one is not cached after it (a look-up in flight
   // while the key was revoked would otherwise put the revoked key's old row back).
   let generation = 0;
@@ -36,7 +36,7 @@ export function cachedKeyFinder(find: KeyFinder, opts: { changes: KeyChanges; no
     entries.clear();
   };
   caches.add(clear);
-  changes.subscribe(clear);
+  const changes = opts.watch(clear);
 
   return {
     async find(hash) {
@@ -44,17 +44,15 @@ export function cachedKeyFinder(find: KeyFinder, opts: { changes: KeyChanges; no
       changes.check?.(now);
       if (!changes.watching) return find(hash);
       const hit = entries.get(hash);
-      // Not past its TTL, nor from a time the clock has since been set back past.
-      if (hit && hit.until > now && hit.until - KEY_CACHE_TTL_MS <= now) return hit.row;
+      if (hit && within(hit.at, now, KEY_CACHE_TTL_MS)) return hit.row;
       const before = generation;
       const row = await find(hash);
       if (row && changes.watching && generation === before) {
         if (entries.size >= MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
-        entries.set(hash, { row, until: now + KEY_CACHE_TTL_MS });
+        entries.set(hash, { row, at: now });
       }
       return row;
     },
-    clear,
     get listening() {
       return changes.watching;
     },
