@@ -88,10 +88,10 @@ for (const kind of testDatabaseKinds()) {
       const { base } = server;
       // Requests that finish before the crash: billed once, and never again after it.
       completed.push(...(await Promise.all([chat(base, key, 'hello', false), chat(base, key, 'hello', true)])));
-      // Requests holding money when the process dies: JSON ones the backend never answers,
-      // streams it answers slowly (a chunk every 100 ms).
       // Not while the new process sheds load (its first requests on a busy machine can make it).
       await whenReady(base);
+      // Requests holding money when the process dies: JSON ones the backend never answers,
+      // streams it answers slowly (a chunk every 100 ms).
       const seenBefore = upstream.requests.length;
       let streaming = 0;
       const answered: Sent[] = [];

@@ -41,15 +41,15 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<Served> {
   // The first start of a checkout may bundle the server and build the dashboard.
   for (let i = 0; ; i++) {
     try {
-      const res = await fetch(`${base}/readyz`);
-      await res.arrayBuffer();
-      if (res.ok) return { base, process: child, exited, output: () => output };
-      throw new Error(`readyz: ${res.status}`);
+      await (await fetch(`${base}/healthz`)).arrayBuffer();
+      break;
     } catch {
       if (child.exitCode !== null || i > 1200) assert.fail(`the server did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+  await whenReady(base);
+  return { base, process: child, exited, output: () => output };
 }
 
 /** Resolves once the server's /readyz answers 200 again (it may shed load for a moment on a busy machine). */
